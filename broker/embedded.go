@@ -1,0 +1,117 @@
+// Package broker adapts NATS for chattap: it runs the embedded nats-server,
+// connects to it or to an external cluster, declares chattap's streams and
+// buckets, and keeps the run-time settings in JetStream KV.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedOptions configure the in-process NATS server.
+type EmbeddedOptions struct {
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// Listen, when not empty ("127.0.0.1:4222", ":4222"), also exposes the
+	// server to other processes on that address; empty: in-process only.
+	Listen string
+	// Debug turns on the server's own log on standard error.
+	Debug bool
+}
+
+// Embedded is a running in-process NATS server with JetStream.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a NATS server with JetStream in this process and
+// waits until it accepts connections.
+func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
+	opts := &server.Options{
+		ServerName: "chattap",
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      !o.Debug,
+		DontListen: o.Listen == "",
+		// Observations may carry a 1 MiB body plus the envelope.
+		MaxPayload: 8 << 20,
+	}
+	if o.Listen != "" {
+		host, port, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", o.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
+		}
+		opts.Host, opts.Port = host, p
+		if host == "" {
+			opts.Host = "0.0.0.0"
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if o.Debug {
+		srv.ConfigureLogger()
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 30s")
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// Connect opens a connection to the embedded server, in process.
+func (e *Embedded) Connect(name string) (*nats.Conn, error) {
+	return nats.Connect("", append(connOptions(name), nats.InProcessServer(e.srv))...)
+}
+
+// ClientURL is the address other processes reach the server on; empty when
+// it listens in process only.
+func (e *Embedded) ClientURL() string {
+	if addr := e.srv.Addr(); addr != nil {
+		return e.srv.ClientURL()
+	}
+	return ""
+}
+
+// Shutdown stops the server and waits until it has stopped. It is safe to
+// call more than once.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// Connect opens a connection to an external server or cluster; url may
+// list several servers separated by commas. The connection reconnects for
+// ever, so a broker that goes away and comes back is picked up again.
+func Connect(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, connOptions(name)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	return nc, nil
+}
+
+func connOptions(name string) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		// A publisher must keep going while the broker is away; what it
+		// sends then is buffered by its own bounded queue, not the client's.
+		nats.ReconnectBufSize(8 << 20),
+	}
+}

@@ -1,0 +1,9 @@
+// Package spec is the domain of chattap: the Observation that the taps
+// record, the Segment message that every sink receives, the Live Chat event
+// names and property keys, the names of streams, subjects and buckets, the
+// tolerant readers of Userlike's wire formats, and the JSON Schemas of what
+// chattap publishes.
+//
+// spec imports only the standard library and nothing of chattap's own, so
+// every other package can depend on it and it can depend on none of them.
+package spec
