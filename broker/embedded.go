@@ -110,8 +110,10 @@ func connOptions(name string) []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
-		// A publisher must keep going while the broker is away; what it
-		// sends then is buffered by its own bounded queue, not the client's.
-		nats.ReconnectBufSize(8 << 20),
+		// While the broker is away a publish fails at once instead of
+		// waiting in the client: the tap's publisher keeps and retries it
+		// in its own bounded buffer, and the add-on route answers 503
+		// without later storing what it refused.
+		nats.ReconnectBufSize(-1),
 	}
 }

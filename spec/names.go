@@ -34,11 +34,23 @@ const (
 )
 
 // RawSubject is the subject an Observation of source and kind is published
-// on: chattap.raw.<source>.<kind>. Source is one of the Source constants
-// (which hold a dot of their own); kind comes from the wire and is reduced
-// to a safe subject token.
+// on: chattap.raw.<source>.<kind>. Source is one of the Source constants;
+// kind comes from the wire, and each of its dot-separated parts
+// ("chat_session.start") is reduced to a safe subject token.
 func RawSubject(source Source, kind string) string {
-	return SubjectRawPrefix + string(source) + "." + SubjectToken(kind)
+	if strings.IndexByte(kind, '.') < 0 {
+		return SubjectRawPrefix + string(source) + "." + SubjectToken(kind)
+	}
+	subject := SubjectRawPrefix + string(source) + "."
+	for {
+		part, rest, more := strings.Cut(kind, ".")
+		subject += SubjectToken(part)
+		if !more {
+			return subject
+		}
+		subject += "."
+		kind = rest
+	}
 }
 
 // EventSubject is the subject a Segment message is published on:

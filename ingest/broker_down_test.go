@@ -1,0 +1,146 @@
+package ingest_test
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chattap/chattap/broker"
+	"github.com/chattap/chattap/ingest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestBrokerDown stops the broker under a running tap: proxied exchanges
+// still go through and are recorded once it is back; the add-on callback,
+// which must not answer 200 for what was not stored, gets 503.
+func TestBrokerDown(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	srv := startListening(t, dir, addr)
+	nc, err := broker.Connect("nats://"+addr, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bot := newUpstream(t, replyWith(http.StatusOK, nil, replyEvent1))
+	o := testOptions()
+	o.BotWebhookURL = bot.URL
+	o.AddonAckTimeout = 300 * time.Millisecond
+	h := newHarness(t, nc, js, o)
+
+	srv.Shutdown()
+	waitFor(t, "client to notice the broker is gone", func() bool { return nc.Status() != nats.CONNECTED })
+
+	const n = 25
+	for i := range n {
+		body := strings.Replace(webhookBody, "balance", "balance "+strconv.Itoa(i), 1)
+		resp, got := h.post(t, ingest.RouteWebhook, body, nil)
+		if resp.StatusCode != http.StatusOK || got != replyEvent1 {
+			t.Fatalf("exchange %d with the broker down: %d %q, want the bot's answer", i, resp.StatusCode, got)
+		}
+	}
+	const addon = `{"_type":"chat_session","_event":"start","id":1}`
+	resp, _ := h.post(t, ingest.RouteAddon, addon, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("add-on with the broker down: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if held := h.pub.Held(); held != 2*n {
+		t.Errorf("publisher holds %d observations, want %d", held, 2*n)
+	}
+
+	startListening(t, dir, addr)
+	waitFor(t, "buffer to drain", func() bool { return h.pub.Held() == 0 })
+	// Userlike retries the refused callback; this time it is stored, once.
+	for range 2 {
+		if resp, _ := h.post(t, ingest.RouteAddon, addon, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("add-on retried with the broker back: %d, want 200", resp.StatusCode)
+		}
+	}
+	obs := h.observations(t, 2*n+1)
+	ids := map[string]bool{}
+	for _, o := range obs {
+		ids[o.obs.ID] = true
+	}
+	if len(ids) != 2*n+1 {
+		t.Errorf("%d distinct observations, want %d", len(ids), 2*n+1)
+	}
+	if total := h.rawCount(t); total != 2*n+1 {
+		t.Errorf("stream holds %d observations, want exactly %d (no duplicates, nothing lost)", total, 2*n+1)
+	}
+	if failed := h.reg.Gather("chattap_observations_publish_failures_total", nil); failed == 0 {
+		t.Error("no failed publish was counted while the broker was down")
+	}
+}
+
+// TestBufferBoundDropsAndCounts fills a small buffer with the broker away.
+func TestBufferBoundDropsAndCounts(t *testing.T) {
+	addr := freeAddr(t)
+	srv := startListening(t, t.TempDir(), addr)
+	nc, err := broker.Connect("nats://"+addr, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions()
+	o.PublishBuffer = 5
+	h := newHarness(t, nc, js, o)
+	srv.Shutdown()
+	waitFor(t, "client to notice the broker is gone", func() bool { return nc.Status() != nats.CONNECTED })
+	for range 8 {
+		if resp, _ := h.post(t, ingest.RouteWebhook, webhookBody, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("exchange failed with a full buffer: %d", resp.StatusCode)
+		}
+	}
+	if dropped := h.reg.Gather("chattap_observations_dropped_total", nil); dropped != 3 {
+		t.Errorf("dropped = %v, want 3", dropped)
+	}
+	if held := h.pub.Held(); held != 5 {
+		t.Errorf("held = %d, want 5", held)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startListening(t *testing.T, dir, addr string) *broker.Embedded {
+	t.Helper()
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

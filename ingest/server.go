@@ -1,0 +1,98 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/chattap/chattap/broker"
+	"github.com/chattap/chattap/metrics"
+	"github.com/chattap/chattap/spec"
+	"github.com/google/uuid"
+)
+
+// Deps are what the HTTP side needs from the rest of the process.
+type Deps struct {
+	Options Options
+	// Publisher records Observations; nil turns the taps off (a process
+	// that runs only the mapper or the sinks still serves health and
+	// metrics).
+	Publisher *Publisher
+	// Settings backs /admin/settings; nil turns it off.
+	Settings *broker.SettingsStore
+	// Ready is what /readyz asks: nil when the broker answers and the
+	// streams exist.
+	Ready func(context.Context) error
+	// Recent feeds /debugger with the latest Live Chat events; nil turns
+	// the page off.
+	Recent         func(ctx context.Context, n int) ([]spec.Message, error)
+	Metrics        *metrics.Ingest
+	MetricsHandler http.Handler
+	ChannelFields  spec.ChannelFields
+	Log            *slog.Logger
+	// Now and NewID default to time.Now and UUIDv7s.
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Server is chattap's HTTP handler. It is safe for concurrent use.
+type Server struct {
+	Deps
+	taps    []*tap
+	handler http.Handler
+}
+
+// New checks deps and builds the handler with every route.
+func New(deps Deps) (*Server, error) {
+	if err := deps.Options.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.NewID == nil {
+		deps.NewID = newUUID
+	}
+	s := &Server{Deps: deps}
+	transport := newTransport(deps.Options.UpstreamTimeout)
+	o := deps.Options
+	for _, t := range []struct {
+		route, target, header, token string
+		source, reply                spec.Source
+	}{
+		{RouteWebhook, o.BotWebhookURL, "SECURITY-TOKEN", o.WebhookToken, spec.SourceChatbotWebhook, spec.SourceChatbotReply},
+		{RouteAPI, o.UserlikeAPIURL, "", "", spec.SourceChatbotAPI, ""},
+		{RouteChannelOutbound, o.ChannelOutboundURL, "API-SECURITY-TOKEN", o.ChannelOutboundTok, spec.SourceChannelOutbound, ""},
+		{RouteChannelInbound, o.ChannelInboundURL, "", "", spec.SourceChannelInbound, ""},
+	} {
+		tp := &tap{srv: s, route: t.route, source: t.source, reply: t.reply, tokenHeader: t.header, token: t.token}
+		if t.target != "" {
+			u, err := url.Parse(t.target)
+			if err != nil {
+				return nil, fmt.Errorf("%s upstream: %w", t.route, err)
+			}
+			tp.target = u
+			tp.proxy = tp.newProxy(transport)
+		}
+		s.taps = append(s.taps, tp)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func newUUID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}

@@ -1,0 +1,107 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Ingest are the taps' metrics. A nil *Ingest records nothing.
+type Ingest struct {
+	requests      *prometheus.CounterVec
+	forbidden     *prometheus.CounterVec
+	undecodable   *prometheus.CounterVec
+	upstream      *prometheus.HistogramVec
+	published     *prometheus.CounterVec
+	publishFailed prometheus.Counter
+	dropped       prometheus.Counter
+	lost          prometheus.Counter
+	ackMissed     prometheus.Counter
+	buffered      prometheus.Gauge
+}
+
+// NewIngest registers the taps' metrics on r.
+func NewIngest(r *Registry) *Ingest {
+	return &Ingest{
+		requests:      r.counterVec("chattap_tap_requests_total", "Requests to each tap, by route and the status answered.", "route", "code"),
+		forbidden:     r.counterVec("chattap_tap_forbidden_total", "Requests refused for a missing or wrong token, by route.", "route"),
+		undecodable:   r.counterVec("chattap_tap_undecodable_total", "Bodies that were not the JSON their route expects, by route.", "route"),
+		upstream:      r.histogramVec("chattap_tap_upstream_seconds", "Time the upstream took to answer, by route.", []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "route"),
+		published:     r.counterVec("chattap_observations_published_total", "Observations JetStream acknowledged, by source.", "source"),
+		publishFailed: r.counter("chattap_observations_publish_failures_total", "Publish attempts that failed and were retried."),
+		dropped:       r.counter("chattap_observations_dropped_total", "Observations dropped because the publish buffer was full."),
+		lost:          r.counter("chattap_observations_lost_total", "Observations still unpublished when chattap stopped."),
+		ackMissed:     r.counter("chattap_tap_sync_ack_missed_total", "Exchanges in sync mode that went through before JetStream acknowledged them."),
+		buffered:      r.gauge("chattap_observations_buffered", "Observations held in memory, not yet acknowledged by JetStream."),
+	}
+}
+
+// Request counts one answered request.
+func (m *Ingest) Request(route string, code int) {
+	if m != nil {
+		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	}
+}
+
+// Forbidden counts one request refused for its token.
+func (m *Ingest) Forbidden(route string) {
+	if m != nil {
+		m.forbidden.WithLabelValues(route).Inc()
+	}
+}
+
+// Undecodable counts one body that was not the expected JSON.
+func (m *Ingest) Undecodable(route string) {
+	if m != nil {
+		m.undecodable.WithLabelValues(route).Inc()
+	}
+}
+
+// Upstream records how long an upstream took, in seconds.
+func (m *Ingest) Upstream(route string, seconds float64) {
+	if m != nil {
+		m.upstream.WithLabelValues(route).Observe(seconds)
+	}
+}
+
+// Published counts one Observation stored by JetStream.
+func (m *Ingest) Published(source string) {
+	if m != nil {
+		m.published.WithLabelValues(source).Inc()
+	}
+}
+
+// PublishFailed counts one failed publish attempt.
+func (m *Ingest) PublishFailed() {
+	if m != nil {
+		m.publishFailed.Inc()
+	}
+}
+
+// Dropped counts one Observation dropped for a full buffer.
+func (m *Ingest) Dropped() {
+	if m != nil {
+		m.dropped.Inc()
+	}
+}
+
+// Lost counts Observations abandoned at shutdown.
+func (m *Ingest) Lost(n int64) {
+	if m != nil {
+		m.lost.Add(float64(n))
+	}
+}
+
+// AckMissed counts one sync-mode exchange that did not wait for its ack.
+func (m *Ingest) AckMissed() {
+	if m != nil {
+		m.ackMissed.Inc()
+	}
+}
+
+// Buffered sets how many Observations are held in memory.
+func (m *Ingest) Buffered(n int64) {
+	if m != nil {
+		m.buffered.Set(float64(n))
+	}
+}
