@@ -1,0 +1,11 @@
+// Package mapper turns Observations into Segment Live Chat events.
+//
+// It has two halves. Mapper is the pure mapping: one Observation plus the
+// State of its conversation in, zero or more Segment messages and the next
+// State out, with no I/O, no clock and no randomness, so that the same
+// input always gives byte-identical output. Runner is the adapter to NATS:
+// a durable pull consumer on CHATTAP_RAW that keeps each conversation's
+// State in the chattap_conversations KV bucket, publishes every message to
+// CHATTAP_EVENTS with its messageId as Nats-Msg-Id, and acks an Observation
+// only after all of its messages were stored.
+package mapper

@@ -1,0 +1,121 @@
+package mapper
+
+import (
+	"strings"
+
+	"github.com/chattap/chattap/spec"
+)
+
+// who is what one payload tells of the contact.
+type who struct {
+	userID string
+	// Candidates for the anonymousId, best first: each is namespaced, and
+	// the ones that could expose a person are hashed.
+	contactID, uuid, channel, email string
+	traits                          [numTraits]string
+}
+
+// The contact traits chattap fills, in the order of traitKeys.
+const (
+	traitName = iota
+	traitEmail
+	traitPhone
+	traitCompany
+	traitLocale
+	numTraits
+)
+
+var traitKeys = [numTraits]string{spec.TraitName, spec.TraitEmail, spec.TraitPhone, spec.TraitCompany, spec.TraitLocale}
+
+// Longest contact id or uuid used in an anonymousId as it is; a longer
+// one is hashed so the anonymousId stays short.
+const maxPlainID = 64
+
+// anonymousID picks the anonymousId for w: stable for the contact where
+// the payload names one, else derived from the conversation.
+func (w *who) anonymousID(conversation string) string {
+	switch {
+	case w.contactID != "":
+		return namespaced("userlike-contact", w.contactID)
+	case w.uuid != "":
+		return namespaced("userlike-uuid", w.uuid)
+	case w.channel != "":
+		// A channel names its contact by an email, a phone number or a
+		// customer id: always hashed, never guessed which.
+		return "channel-sha256:" + shortHash(w.channel)
+	case w.email != "":
+		return "email-sha256:" + shortHash(strings.ToLower(strings.TrimSpace(w.email)))
+	}
+	return "conversation-sha256:" + shortHash(conversation)
+}
+
+func namespaced(ns, id string) string {
+	if len(id) > maxPlainID {
+		return ns + "-sha256:" + shortHash(id)
+	}
+	return ns + ":" + id
+}
+
+// identify brings the conversation's identity up to date with w and
+// emits an identify when the contact's userId or traits first appear or
+// change. It runs before any track of the Observation, so that every
+// track carries the identity and traits known so far.
+func (c *conv) identify(w *who) {
+	if c.st.ConversationID == "" {
+		c.st.ConversationID, c.changed = c.obs.ConversationID, true
+	}
+	if c.st.AnonymousID == "" {
+		c.st.AnonymousID, c.changed = w.anonymousID(c.obs.ConversationID), true
+	}
+	news := false
+	if w.userID != "" && w.userID != c.st.UserID {
+		c.st.UserID, news = w.userID, true
+	}
+	var merged map[string]string
+	for i, v := range w.traits {
+		v = strings.TrimSpace(v)
+		if v == "" || c.st.Traits[traitKeys[i]] == v {
+			continue
+		}
+		if merged == nil {
+			// Copy on write: the State Map was given is never changed.
+			merged = make(map[string]string, len(c.st.Traits)+numTraits)
+			for k, old := range c.st.Traits {
+				merged[k] = old
+			}
+		}
+		merged[traitKeys[i]] = v
+	}
+	if merged != nil {
+		c.st.Traits, news = merged, true
+	}
+	if !news {
+		return
+	}
+	c.changed = true
+	var traits map[string]any
+	if len(c.st.Traits) > 0 {
+		traits = make(map[string]any, len(c.st.Traits))
+		for k, v := range c.st.Traits {
+			traits[k] = v
+		}
+	}
+	c.out = append(c.out, spec.Message{
+		Type:        spec.TypeIdentify,
+		MessageID:   c.messageID(slotIdentify),
+		AnonymousID: c.st.AnonymousID,
+		UserID:      c.st.UserID,
+		Timestamp:   c.obs.ReceivedAt.UTC(),
+		Traits:      traits,
+		Context:     &spec.Context{Library: &c.m.c.library},
+	})
+}
+
+// userIDField is the contact field the userId is read from, "" when
+// userIds are off.
+func (c *conv) userIDField() string {
+	if c.m.c.UserIDField == NoUserID {
+		return ""
+	}
+	return c.m.c.UserIDField
+}

@@ -1,0 +1,162 @@
+package mapper
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+)
+
+// StateVersion is written in State.V, so that a later chattap can read
+// what an earlier one stored.
+const StateVersion = 1
+
+// Bounds of what a State remembers, so a long conversation's KV value
+// stays a few KB: the last maxApplied Observation ids and maxSeen messages.
+const (
+	maxApplied = 512
+	maxSeen    = 1024
+)
+
+// State is what the mapping remembers of one conversation between two
+// Observations. It is a value: Map never changes the State it is given,
+// and returns the next one. It encodes to JSON for the KV bucket.
+type State struct {
+	V int `json:"v"`
+	// ConversationID is the conversation this State is about, for whoever
+	// reads the bucket (keys are hashed).
+	ConversationID string `json:"conversation_id,omitempty"`
+	// Generation counts how often a Custom Channel conversation ended and
+	// its contact wrote again; a channel has no session id of its own.
+	Generation int `json:"generation,omitempty"`
+
+	Started   bool      `json:"started,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Ended     bool      `json:"ended,omitempty"`
+	Rated     bool      `json:"rated,omitempty"`
+
+	// AnonymousID is chosen at the conversation's first event and kept, so
+	// every event of a conversation names the same anonymous user.
+	AnonymousID string            `json:"anonymous_id,omitempty"`
+	UserID      string            `json:"user_id,omitempty"`
+	Traits      map[string]string `json:"traits,omitempty"`
+
+	WidgetID   string `json:"widget_id,omitempty"`
+	WidgetName string `json:"widget_name,omitempty"`
+	// Agent is the human operator last named by a payload; the bot's
+	// identity comes from Options instead.
+	Agent Agent `json:"agent,omitzero"`
+	// Options are the labels of the bot's last bubbles or carousel, so a
+	// click that names only an index can be read as its label.
+	Options []string `json:"options,omitempty"`
+
+	// Seen holds a hash of every message emitted (its direction and body),
+	// once per occurrence, so a transcript re-emits none of them.
+	Seen Hashes `json:"seen,omitempty"`
+	// Applied holds a hash of the last Observation ids applied, so a
+	// redelivered or replayed Observation yields nothing new.
+	Applied Hashes `json:"applied,omitempty"`
+}
+
+// Agent is who answers the contact.
+type Agent struct {
+	ID       string `json:"id,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+// IsZero reports whether a names nobody.
+func (a Agent) IsZero() bool { return a == Agent{} }
+
+// DecodeState reads a State stored by EncodeState; empty data is the
+// State of a conversation never seen.
+func DecodeState(data []byte) (State, error) {
+	var st State
+	if len(data) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return State{}, fmt.Errorf("decode conversation state: %w", err)
+	}
+	return st, nil
+}
+
+// Encode returns st as the JSON stored in the KV bucket.
+func (st *State) Encode() ([]byte, error) {
+	st.V = StateVersion
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode conversation state: %w", err)
+	}
+	return b, nil
+}
+
+// HasApplied reports whether the Observation with this id was already
+// mapped into st.
+func (st *State) HasApplied(obsID string) bool {
+	return slices.Contains(st.Applied, hashString(obsID))
+}
+
+// Hashes is a list of 64-bit hashes that encodes to JSON as one base64
+// string, a third of the size of a list of numbers.
+type Hashes []uint64
+
+// MarshalJSON implements json.Marshaler.
+func (h Hashes) MarshalJSON() ([]byte, error) {
+	raw := make([]byte, 8*len(h))
+	for i, v := range h {
+		binary.LittleEndian.PutUint64(raw[8*i:], v)
+	}
+	return json.Marshal(base64.RawURLEncoding.EncodeToString(raw))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (h *Hashes) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw)%8 != 0 {
+		return fmt.Errorf("hashes: not base64 of 8-byte words")
+	}
+	out := make(Hashes, len(raw)/8)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(raw[8*i:])
+	}
+	*h = out
+	return nil
+}
+
+// appendBounded appends v to a copy-on-write list, dropping the oldest
+// entries past limit; the caller's backing array is never written.
+func appendBounded(h Hashes, v uint64, limit int) Hashes {
+	if len(h) >= limit {
+		h = h[len(h)-limit+1:]
+	}
+	return append(slices.Clip(h), v)
+}
+
+func hashString(s string) uint64 {
+	f := fnv.New64a()
+	f.Write([]byte(s))
+	return f.Sum64()
+}
+
+// messageHash identifies a message by its direction and its body, salted
+// with the conversation so that a hash in the bucket says nothing about a
+// short, common text on its own.
+func messageHash(conversation string, fromContact bool, body string) uint64 {
+	f := fnv.New64a()
+	f.Write([]byte(conversation))
+	if fromContact {
+		f.Write([]byte{0, 'c', 0})
+	} else {
+		f.Write([]byte{0, 'a', 0})
+	}
+	f.Write([]byte(normalizeBody(body)))
+	return f.Sum64()
+}
