@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 )
 
@@ -50,6 +51,9 @@ func DecodeChannelMessage(data []byte, fields ChannelFields) (ChannelMessage, er
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' {
 		return ChannelMessage{}, ErrNotObject
+	}
+	if !json.Valid(data) {
+		return ChannelMessage{}, errors.New("channel message is not valid JSON")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
