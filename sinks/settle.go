@@ -1,0 +1,112 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// maxRetryAfter bounds a destination's Retry-After: an absurd value must
+// not park an event for days.
+const maxRetryAfter = time.Hour
+
+// settle turns a delivery's outcome into an ack, a NAK with a delay, or a
+// dead letter followed by Term.
+func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
+	switch {
+	case err == nil:
+		if aerr := msg.Ack(); aerr != nil {
+			w.log.Debug("ack failed; the event will be delivered again", "id", d.ID(), "err", aerr)
+		}
+		w.r.m.Delivered(w.name)
+	case errors.Is(err, ErrClosed):
+		// Not the event's fault: hand it back for another replica or the
+		// next start, at once.
+		_ = msg.Nak()
+	case IsPermanent(err):
+		w.deadLetter(msg, d, err)
+	case d.Attempt >= w.r.o.MaxDeliveries:
+		w.deadLetter(msg, d, fmt.Errorf("still failing after %d deliveries: %w", d.Attempt, err))
+	default:
+		delay := backoff(w.r.o, d.Attempt, RetryAfterOf(err))
+		w.r.m.Retried(w.name, failureClass(err))
+		w.log.Info("delivery failed; retrying", "id", d.ID(), "seq", d.Sequence, "attempt", d.Attempt, "retry_in", delay, "err", err)
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// deadLetter publishes the event to chattap.dlq.<sink>, then terminates
+// it. If the publish fails the event is NAKed instead: it is never
+// terminated before the DLQ has it.
+func (w *worker) deadLetter(msg jetstream.Msg, d Delivery, reason error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data := []byte(d.Raw)
+	if data == nil {
+		data = msg.Data()
+	}
+	id := fmt.Sprintf("%s:%d:%d", w.name, d.Sequence, d.Attempt)
+	if err := publishDLQ(ctx, w.r.js, w.name, d, data, reason, id); err != nil {
+		w.r.m.DLQPublishFailed(w.name)
+		w.log.Error("dead-letter failed; retrying", "id", d.ID(), "seq", d.Sequence, "err", err)
+		_ = msg.NakWithDelay(backoff(w.r.o, d.Attempt, 0))
+		return
+	}
+	w.r.m.DeadLettered(w.name, failureClass(reason))
+	w.log.Warn("event dead-lettered", "id", d.ID(), "seq", d.Sequence, "attempt", d.Attempt, "reason", reason)
+	if err := msg.Term(); err != nil {
+		w.log.Warn("term failed; the event may be dead-lettered twice", "id", d.ID(), "err", err)
+	}
+}
+
+// publishDLQ stores one dead letter: the event as it was, with headers
+// saying why, for which sink, after how many attempts, when, and where it
+// was on CHATTAP_EVENTS.
+func publishDLQ(ctx context.Context, js jetstream.JetStream, sink string, d Delivery, data []byte, reason error, msgID string) error {
+	m := nats.NewMsg(spec.DLQSubject(sink))
+	m.Data = data
+	m.Header.Set(spec.HeaderDLQReason, truncate(reason.Error(), 1024))
+	m.Header.Set(spec.HeaderDLQSink, sink)
+	m.Header.Set(spec.HeaderDLQAttempts, strconv.Itoa(d.Attempt))
+	m.Header.Set(spec.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	m.Header.Set(spec.HeaderDLQSubject, d.Subject)
+	m.Header.Set(spec.HeaderDLQSequence, strconv.FormatUint(d.Sequence, 10))
+	if id := d.ID(); id != "" {
+		m.Header.Set(HeaderDLQMessageID, id)
+	}
+	if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("publish to %s: %w", m.Subject, err)
+	}
+	return nil
+}
+
+// HeaderDLQMessageID carries the dead event's messageId, so that it can
+// be found without decoding the body.
+const HeaderDLQMessageID = "Chattap-Dlq-Message-Id"
+
+// backoff is the delay before redelivery number attempt+1: BackoffMin
+// doubled per attempt up to BackoffMax, ±10% so that retries spread out,
+// and never less than what the destination asked for.
+func backoff(o DeliveryOptions, attempt int, retryAfter time.Duration) time.Duration {
+	d := o.BackoffMin
+	for i := 1; i < attempt && d < o.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, o.BackoffMax)
+	d += time.Duration((rand.Float64()*0.2 - 0.1) * float64(d))
+	return max(d, min(retryAfter, maxRetryAfter))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
