@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/chattap/chattap/broker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// brokerConn is this process's link to NATS: the embedded server it runs,
+// if any, and the connection.
+type brokerConn struct {
+	emb *broker.Embedded
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// openBroker connects to CHATTAP_NATS_URL, or starts the embedded server
+// on CHATTAP_DATA_DIR and connects to it in process, then declares the
+// streams and buckets. listen says whether the embedded server may also
+// listen on CHATTAP_NATS_LISTEN (serve) or stays private (the tools).
+func openBroker(ctx context.Context, c *config, log *slog.Logger, listen bool) (*brokerConn, error) {
+	b := &brokerConn{}
+	var err error
+	if c.NatsURL != "" {
+		b.nc, err = broker.Connect(c.NatsURL, "chattap")
+		if err != nil {
+			return nil, err
+		}
+		log.Info("connected to NATS", "server", b.nc.ConnectedUrlRedacted(), "version", b.nc.ConnectedServerVersion())
+	} else {
+		o := broker.EmbeddedOptions{StoreDir: c.DataDir}
+		if listen {
+			o.Listen = c.NatsListen
+		}
+		if b.emb, err = broker.StartEmbedded(o); err != nil {
+			return nil, err
+		}
+		if b.nc, err = b.emb.Connect("chattap"); err != nil {
+			b.emb.Shutdown()
+			return nil, fmt.Errorf("connect to embedded nats: %w", err)
+		}
+		log.Info("embedded NATS started", "store", c.DataDir, "listen", b.emb.ClientURL())
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		b.close(ctx)
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := broker.Ensure(ectx, b.js, c.streamOptions()); err != nil {
+		b.close(ctx)
+		return nil, err
+	}
+	return b, nil
+}
+
+// close drains the connection (bounded by ctx) and stops the embedded
+// server; it is the last step of a shutdown.
+func (b *brokerConn) close(ctx context.Context) {
+	if b.nc != nil && !b.nc.IsClosed() {
+		done := make(chan struct{})
+		b.nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := b.nc.Drain(); err != nil {
+			b.nc.Close()
+		} else {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				b.nc.Close()
+			}
+		}
+	}
+	if b.emb != nil {
+		b.emb.Shutdown()
+	}
+}

@@ -1,0 +1,23 @@
+// Command chattap taps the conversation traffic of a Userlike chatbot or
+// Custom Channel, records every conversation event in NATS JetStream, maps
+// it to Segment's Live Chat events and delivers them to Segment and other
+// analytics tools. `chattap help` lists its subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "chattap:", err)
+		stop()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chattap/chattap/broker"
+	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// logBuffer is a writer tests can read while run writes to it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+var listeningRE = regexp.MustCompile(`msg="chattap listening" addr=(\S+)`)
+
+// instance is chattap's run in a goroutine.
+type instance struct {
+	addr   string
+	stdout *logBuffer
+	stderr *logBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs chattap serve with environ and waits until it listens.
+func start(t *testing.T, environ ...string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{stdout: &logBuffer{}, stderr: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	environ = append([]string{"CHATTAP_LISTEN_ADDR=127.0.0.1:0", "CHATTAP_DATA_DIR=" + t.TempDir()}, environ...)
+	go func() { in.done <- run(ctx, []string{"serve"}, environ, in.stdout, in.stderr) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := listeningRE.FindStringSubmatch(in.stderr.String()); m != nil {
+			in.addr = m[1]
+			break
+		}
+		select {
+		case err := <-in.done:
+			t.Fatalf("chattap stopped before listening: %v\n%s", err, in.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chattap did not listen within 20s:\n%s", in.stderr)
+		}
+	}
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+// stop cancels run, as SIGTERM does, and waits for it to return.
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	in.cancel()
+	select {
+	case err, ok := <-in.done:
+		if ok && err != nil {
+			t.Errorf("run returned %v\n%s", err, in.stderr)
+		}
+		if ok {
+			close(in.done)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not return within 30s of being stopped")
+	}
+}
+
+func (in *instance) post(t *testing.T, path, body string, header map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+in.addr+path, strings.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (in *instance) get(t *testing.T, path string, header map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+in.addr+path, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// observationFor waits for the Observation of conversation cid on
+// CHATTAP_RAW of the server at url.
+func observationFor(t *testing.T, url, cid string) spec.Observation {
+	t.Helper()
+	nc, err := broker.Connect(url, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, spec.StreamRaw, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"chattap.raw.chatbot.webhook.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("no observation for %s: %v", cid, err)
+		}
+		var o spec.Observation
+		if err := json.Unmarshal(msg.Data(), &o); err == nil && o.ConversationID == cid {
+			return o
+		}
+	}
+}
+
+func webhook(cid string) string {
+	return `{"info":{"cid":"` + cid + `"},"packet":{"name":"message","payload":{"body":"Hello"}}}`
+}
+
+func TestServeOnEmbeddedDefault(t *testing.T) {
+	natsAddr := freeAddr(t)
+	in := start(t, "CHATTAP_NATS_LISTEN="+natsAddr, "CHATTAP_FILE_SINK_PATH=")
+	if code, body := in.post(t, "/userlike/webhook", webhook("c-embedded"), nil); code != http.StatusOK || body != "{}" {
+		t.Fatalf("webhook: %d %q", code, body)
+	}
+	o := observationFor(t, "nats://"+natsAddr, "c-embedded")
+	if o.Source != spec.SourceChatbotWebhook || o.Kind != "message" || string(o.Payload) != webhook("c-embedded") {
+		t.Errorf("got %+v", o)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/admin/settings": 404, "/debugger": 404} {
+		if code, _ := in.get(t, path, nil); code != want {
+			t.Errorf("GET %s: %d, want %d", path, code, want)
+		}
+	}
+	if _, body := in.get(t, "/metrics", nil); !strings.Contains(body, `chattap_tap_requests_total{code="200",route="/userlike/webhook"} 1`) {
+		t.Errorf("metrics do not count the webhook:\n%s", body)
+	}
+}
+
+// TestServeOnExternalServer runs chattap on the machine's NATS (2.9 on
+// these machines), as a deployment on a cluster would.
+func TestServeOnExternalServer(t *testing.T) {
+	url := brokertest.ExternalURL(t)
+	in := start(t, "CHATTAP_NATS_URL="+url, "CHATTAP_FILE_SINK_PATH=")
+	cid := "c-external-" + time.Now().Format("150405.000000")
+	if code, _ := in.post(t, "/userlike/webhook", webhook(cid), nil); code != http.StatusOK {
+		t.Fatalf("webhook: %d", code)
+	}
+	if o := observationFor(t, url, cid); o.ConversationID != cid {
+		t.Errorf("got %+v", o)
+	}
+}
+
+func TestAdminSettingsToggleRecording(t *testing.T) {
+	in := start(t, "CHATTAP_ADMIN_TOKEN=adm", "CHATTAP_FILE_SINK_PATH=")
+	auth := map[string]string{"Authorization": "Bearer adm"}
+	if code, _ := in.get(t, "/admin/settings", nil); code != http.StatusForbidden {
+		t.Errorf("without the token: %d, want 403", code)
+	}
+	if code, body := in.get(t, "/admin/settings", auth); code != 200 || !strings.Contains(body, `"record_live_chat_events":true`) {
+		t.Errorf("GET: %d %s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPut, "http://"+in.addr+"/admin/settings", strings.NewReader(`{"record_live_chat_events":false}`))
+	req.Header.Set("Authorization", "Bearer adm")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	if _, body := in.get(t, "/admin/settings", auth); !strings.Contains(body, `"record_live_chat_events":false`) {
+		t.Errorf("after PUT: %s", body)
+	}
+	if code, body := in.get(t, "/debugger", auth); code != 200 || !strings.Contains(body, "Record Live Chat Events: <strong>off") {
+		t.Errorf("debugger: %d %s", code, body)
+	}
+}
+
+func TestRestartKeepsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	natsAddr := freeAddr(t)
+	env := []string{"CHATTAP_DATA_DIR=" + dir, "CHATTAP_NATS_LISTEN=" + natsAddr, "CHATTAP_FILE_SINK_PATH="}
+	first := start(t, env...)
+	if code, _ := first.post(t, "/userlike/webhook", webhook("c-before"), nil); code != 200 {
+		t.Fatal(code)
+	}
+	first.stop(t)
+	start(t, env...)
+	if o := observationFor(t, "nats://"+natsAddr, "c-before"); o.ConversationID != "c-before" {
+		t.Errorf("observation from before the restart: %+v", o)
+	}
+}
+
+func TestInvalidConfigurationIsReportedAllAtOnce(t *testing.T) {
+	err := run(t.Context(), []string{"serve"}, []string{
+		"CHATTAP_STREAM_REPLICAS=seven", "CHATTAP_RETENTION=forever", "CHATTAP_ROLES=ingest,juggler",
+		"CHATTAP_BOT_WEBHOOK_URL=ftp://bot", "CHATTAP_TAP_ACK=maybe", "CHATTAP_LOG_LEVEL=loud",
+	}, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("run accepted an invalid configuration")
+	}
+	for _, name := range []string{"CHATTAP_STREAM_REPLICAS", "CHATTAP_RETENTION", "CHATTAP_ROLES", "CHATTAP_BOT_WEBHOOK_URL", "CHATTAP_TAP_ACK", "CHATTAP_LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}
+
+func TestConfigCommandRedactsSecrets(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"config"}, []string{"CHATTAP_WEBHOOK_TOKEN=hunter2", "CHATTAP_NATS_URL=nats://user:pw@host:4222", "CHATTAP_LISTEN_ADDR=:9999"}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.Contains(s, "hunter2") || strings.Contains(s, "pw@") {
+		t.Errorf("config printed a secret:\n%s", s)
+	}
+	for _, want := range []string{"CHATTAP_WEBHOOK_TOKEN", "(set, redacted)", ":9999", "CHATTAP_MAX_BODY_BYTES", "1048576"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("config output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"help"}, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "dlq") {
+		t.Errorf("help: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"version"}, nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "chattap ") {
+		t.Errorf("version: %v %q", err, out.String())
+	}
+	var errOut bytes.Buffer
+	if err := run(t.Context(), []string{"serve", "-h"}, nil, io.Discard, &errOut); err != nil || !strings.Contains(errOut.String(), "chattap serve") {
+		t.Errorf("serve -h: %v %q", err, errOut.String())
+	}
+	if err := run(t.Context(), []string{"juggle"}, nil, io.Discard, io.Discard); err == nil {
+		t.Error("an unknown command was accepted")
+	}
+}
