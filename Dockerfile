@@ -1,0 +1,22 @@
+# chattap: a static binary in a minimal, non-root image.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/chattap ./cmd/chattap \
+ && mkdir -p /out/data
+
+# scratch holds nothing but what is copied in: the binary, the CA roots it
+# needs to reach Segment over HTTPS, and an empty store owned by the user.
+FROM scratch
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/chattap /chattap
+COPY --from=build --chown=65532:65532 /out/data /data
+ENV CHATTAP_DATA_DIR=/data CHATTAP_LISTEN_ADDR=:8080
+USER 65532:65532
+EXPOSE 8080
+VOLUME ["/data"]
+ENTRYPOINT ["/chattap"]
+CMD ["serve"]
