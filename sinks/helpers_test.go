@@ -61,8 +61,12 @@ var httpSinks = []struct {
 	name string
 	make func(testing.TB, *sinkstest.Receiver, sinks.DeliveryOptions) sinks.Sink
 }{
-	{"segment", func(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) sinks.Sink { return newSegment(t, r, o) }},
-	{"webhook", func(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) sinks.Sink { return newWebhook(t, r, o) }},
+	{"segment", func(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) sinks.Sink {
+		return newSegment(t, r, o)
+	}},
+	{"webhook", func(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) sinks.Sink {
+		return newWebhook(t, r, o)
+	}},
 }
 
 func publish(t testing.TB, js jetstream.JetStream, msgs ...spec.Message) {

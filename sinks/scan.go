@@ -36,26 +36,37 @@ func scan(ctx context.Context, js jetstream.JetStream, stream, subject string, c
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
 	for {
-		batch, err := c.Fetch(256, jetstream.FetchMaxWait(time.Second), jetstream.FetchContext(ctx))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
-		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			more, err := fn(msg)
-			if err != nil || !more {
-				return err
-			}
-			if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("read %s: %w", stream, err)
+		n, done, err := fetchSome(ctx, c, fn)
+		if err != nil || done {
+			return err
 		}
 		if n == 0 {
 			return ctx.Err()
 		}
 	}
+}
+
+// fetchSome reads one batch; done says fn asked to stop or the end was
+// reached.
+func fetchSome(ctx context.Context, c jetstream.Consumer, fn func(jetstream.Msg) (bool, error)) (n int, done bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	batch, err := c.Fetch(256, jetstream.FetchContext(ctx))
+	if err != nil {
+		return 0, true, fmt.Errorf("read: %w", err)
+	}
+	for msg := range batch.Messages() {
+		n++
+		more, err := fn(msg)
+		if err != nil || !more {
+			return n, true, err
+		}
+		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
+			return n, true, nil
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return n, true, fmt.Errorf("read: %w", err)
+	}
+	return n, false, nil
 }
