@@ -168,51 +168,62 @@ func Replay(ctx context.Context, js jetstream.JetStream, sink Sink, r Range, o R
 	return res, err
 }
 
-// deliverAll hands every delivery to sink at once (up to MaxInFlight), so
-// that the sink can batch them, retries the retryable failures, and
-// returns one outcome per delivery.
+// deliverAll hands the deliveries to sink in order, up to MaxInFlight at
+// once so that the sink can batch them, waits for every outcome, retries
+// the retryable failures in rounds with a growing delay (honouring
+// Retry-After), and returns one outcome per delivery.
 func deliverAll(ctx context.Context, sink Sink, ds []Delivery, o ReplayOptions) []error {
 	out := make([]error, len(ds))
-	sem := make(chan struct{}, o.MaxInFlight)
+	todo := make([]int, len(ds))
+	for i := range todo {
+		todo[i] = i
+	}
+	delay := o.Backoff
+	for attempt := 1; ; attempt++ {
+		deliverRound(ctx, sink, ds, todo, out, o.MaxInFlight)
+		var again []int
+		var wait time.Duration
+		for _, i := range todo {
+			if out[i] != nil && !IsPermanent(out[i]) {
+				again = append(again, i)
+				wait = max(wait, min(RetryAfterOf(out[i]), maxRetryAfter))
+			}
+		}
+		if len(again) == 0 || attempt >= o.Attempts || ctx.Err() != nil {
+			return out
+		}
+		select {
+		case <-time.After(max(delay, wait)):
+		case <-ctx.Done():
+			return out
+		}
+		delay *= 2
+		for _, i := range again {
+			ds[i].Attempt++
+		}
+		todo = again
+	}
+}
+
+func deliverRound(ctx context.Context, sink Sink, ds []Delivery, todo []int, out []error, inFlight int) {
+	sem := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
-	for i, d := range ds {
+	for _, i := range todo {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			out[i] = ctx.Err()
 			continue
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i] = deliverOne(ctx, sink, d, o)
+		wg.Add(1)
+		sink.Deliver(ctx, ds[i], func(err error) {
+			out[i] = err
+			<-sem
+			wg.Done()
 		})
 	}
+	// Every sink settles what it was handed, at the latest on Close.
 	wg.Wait()
-	return out
-}
-
-func deliverOne(ctx context.Context, sink Sink, d Delivery, o ReplayOptions) error {
-	delay := o.Backoff
-	for attempt := 1; ; attempt++ {
-		ch := make(chan error, 1)
-		sink.Deliver(ctx, d, func(err error) { ch <- err })
-		var err error
-		select {
-		case err = <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err == nil || IsPermanent(err) || attempt >= o.Attempts {
-			return err
-		}
-		select {
-		case <-time.After(max(delay, min(RetryAfterOf(err), maxRetryAfter))):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		delay *= 2
-		d.Attempt++
-	}
 }
 
 // TailOptions say where Tail starts and what it prints.
