@@ -13,6 +13,7 @@ import (
 
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/sinks"
 	"github.com/chattap/chattap/sinks/sinkstest"
 	"github.com/chattap/chattap/spec"
@@ -189,11 +190,27 @@ func TestGivesUpAfterMaxDeliveries(t *testing.T) {
 	o := fast()
 	o.MaxDeliveries = 3
 	publish(t, srv.JS, sinkstest.Events("dead", 1)...)
-	startRunner(t, srv.JS, o, newWebhook(t, rcv, o))
+	reg := metrics.New()
+	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, newWebhook(t, rcv, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(context.Background())
 	waitUntil(t, 10*time.Second, "a dead letter", func() bool { return len(dlq(t, srv.JS, sinks.DLQFilter{})) == 1 })
 	e := dlq(t, srv.JS, sinks.DLQFilter{})[0]
 	if e.Attempts != 3 || !strings.Contains(e.Reason, "after 3 deliveries") || !strings.Contains(e.Reason, "502") {
 		t.Errorf("dead letter %+v", e)
+	}
+	lbl := map[string]string{"sink": "webhook"}
+	if got := reg.Gather("chattap_sink_retried_total", map[string]string{"sink": "webhook", "class": "http_502"}); got != 2 {
+		t.Errorf("retried = %v, want 2", got)
+	}
+	waitUntil(t, time.Second, "dead-letter metric", func() bool { return reg.Gather("chattap_sink_dead_lettered_total", lbl) == 1 })
+	if got := reg.Gather("chattap_sink_in_flight", lbl); got != 0 {
+		t.Errorf("in flight = %v, want 0", got)
 	}
 }
 
