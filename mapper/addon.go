@@ -143,7 +143,7 @@ func (c *conv) transcript(msgs []spec.AddonMessage) {
 	for i := range msgs {
 		m := &msgs[i]
 		body := string(m.Message)
-		if normalizeBody(body) == "" {
+		if blank(body) {
 			continue
 		}
 		h := messageHash(c.obs.ConversationID, m.FromContact(), body)

@@ -88,38 +88,56 @@ func (p *botPayload) options() []botOption {
 	return nil
 }
 
-// decodeBot reads a Chatbot API event and its payload; the conversation
-// must be known, or nothing can be said of it.
-func (c *conv) decodeBot() (spec.ChatbotEvent, botPayload, error) {
-	ev, err := spec.DecodeChatbotEvent(c.obs.Payload)
-	if err != nil {
-		return ev, botPayload{}, unmappable("chatbot event: " + err.Error())
+// botEvent is a Chatbot API event read in one pass, payload included;
+// spec.ChatbotEvent keeps packet.payload and info.context raw, which
+// would cost a second pass and copies the mapping never reads.
+type botEvent struct {
+	Info struct {
+		Cid     spec.Str     `json:"cid"`
+		Contact spec.Contact `json:"contact"`
+		Widget  spec.Widget  `json:"widget"`
+	} `json:"info"`
+	Packet struct {
+		Name    spec.Str   `json:"name"`
+		Event   spec.Str   `json:"event"`
+		Payload botPayload `json:"payload"`
+	} `json:"packet"`
+}
+
+// name is packet.name, else packet.event, as spec.ChatbotEvent.Name.
+func (e *botEvent) name() string { return first(e.Packet.Name, e.Packet.Event) }
+
+// decodeBot reads a Chatbot API event; the conversation must be known, or
+// nothing can be said of it.
+func (c *conv) decodeBot() (*botEvent, error) {
+	var ev botEvent
+	if !isObject(c.obs.Payload) || !unmarshalLenient(c.obs.Payload, &ev) {
+		return nil, unmappable("chatbot event is not a JSON object")
 	}
 	if c.obs.ConversationID == "" {
-		return ev, botPayload{}, unmappable("chatbot event without info.cid")
+		return nil, unmappable("chatbot event without info.cid")
 	}
-	var p botPayload
-	unmarshalLenient(ev.Packet.Payload, &p)
-	return ev, p, nil
+	return &ev, nil
 }
 
 // chatbotWebhook maps an event Userlike sent to the bot: the contact
 // speaking, with the bot as the agent.
 func (c *conv) chatbotWebhook() error {
-	ev, p, err := c.decodeBot()
+	ev, err := c.decodeBot()
 	if err != nil {
 		return err
 	}
-	w := c.chatbotWho(&ev)
+	p := &ev.Packet.Payload
+	w := c.chatbotWho(ev)
 	c.identify(&w)
 	c.setWidget(ev.Info.Widget.ID, ev.Info.Widget.Name)
 	c.setAgent(c.botAgent(), false)
 	ts := c.obs.ReceivedAt
-	switch ev.Name() {
+	switch ev.name() {
 	case "start":
 		c.begin(ts)
 	case "click":
-		c.click(&p, ts)
+		c.click(p, ts)
 	case "message":
 		c.message(slotEvent, true, first(p.Body, p.Text, p.Message, p.URL), "", ts)
 	default:
@@ -191,12 +209,13 @@ func (c *conv) chatbotFromBot() error {
 	if !c.obs.Delivered() {
 		return nil
 	}
-	ev, p, err := c.decodeBot()
+	ev, err := c.decodeBot()
 	if err != nil {
 		return err
 	}
-	w := c.chatbotWho(&ev)
-	name := ev.Name()
+	p := &ev.Packet.Payload
+	w := c.chatbotWho(ev)
+	name := ev.name()
 	if name == "contact_update" {
 		w.traits[traitName] = first(p.Name, spec.Str(w.traits[traitName]))
 		w.traits[traitEmail] = first(p.Email, spec.Str(w.traits[traitEmail]))
@@ -226,7 +245,7 @@ func (c *conv) chatbotFromBot() error {
 	case "navigate":
 		c.message(slotEvent, false, first(p.URL, p.Body, p.Text), "", ts)
 	default:
-		c.botSays(&p, ts)
+		c.botSays(p, ts)
 	}
 	return nil
 }
@@ -258,7 +277,7 @@ func (c *conv) botSays(p *botPayload, ts time.Time) {
 }
 
 // chatbotWho reads info.contact.
-func (c *conv) chatbotWho(ev *spec.ChatbotEvent) who {
+func (c *conv) chatbotWho(ev *botEvent) who {
 	ct := &ev.Info.Contact
 	w := who{contactID: string(ct.ID), uuid: string(ct.UUID), email: string(ct.Email)}
 	w.traits = [numTraits]string{string(ct.Name), string(ct.Email), first(ct.MobileNumber, ct.PhoneNumber), string(ct.Company), string(ct.Locale)}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/chattap/chattap/spec"
@@ -251,8 +250,13 @@ func (c *conv) body(text string) (string, bool) {
 	return text, c.m.c.keepBody && text != ""
 }
 
-// normalizeBody makes the live and the transcript form of one message
-// compare equal: surrounding space trimmed, runs of space folded.
-func normalizeBody(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+// blank reports whether a message body holds nothing but space, which
+// messageHash would hash as empty.
+func blank(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isSpace(s[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -57,7 +57,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func readScenario(t *testing.T, file string) scenario {
+func readScenario(t testing.TB, file string) scenario {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {

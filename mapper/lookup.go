@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 
@@ -12,6 +13,19 @@ import (
 // name only configuration knows (CHATTAP_USER_ID_FIELD), so it decodes
 // no deeper than a path goes.
 func lookup(raw []byte, paths ...string) string {
+	// Most payloads do not hold the field at all: seeing that its name is
+	// nowhere in the bytes is far cheaper than decoding them.
+	mentioned := false
+	for _, p := range paths {
+		leaf := p[strings.LastIndexByte(p, '.')+1:]
+		if i := bytes.Index(raw, []byte(leaf)); i > 0 && raw[i-1] == '"' && i+len(leaf) < len(raw) && raw[i+len(leaf)] == '"' {
+			mentioned = true
+			break
+		}
+	}
+	if !mentioned {
+		return ""
+	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(raw, &top) != nil {
 		return ""
@@ -55,4 +69,11 @@ func unmarshalLenient(data []byte, v any) bool {
 		return true
 	}
 	return err == nil
+}
+
+// isObject reports whether data is a JSON object, at a glance: the
+// tolerant decoders take anything else for an empty one.
+func isObject(data []byte) bool {
+	data = bytes.TrimSpace(data)
+	return len(data) > 0 && data[0] == '{'
 }

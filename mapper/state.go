@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"time"
 )
@@ -140,23 +139,59 @@ func appendBounded(h Hashes, v uint64, limit int) Hashes {
 	return append(slices.Clip(h), v)
 }
 
+// fnv64a is FNV-1a, 64 bits, as hash/fnv computes it, written inline so
+// that hashing a message allocates nothing.
+type fnv64a uint64
+
+const (
+	fnvOffset fnv64a = 14695981039346656037
+	fnvPrime  fnv64a = 1099511628211
+)
+
+func (h *fnv64a) byte(c byte) { *h = (*h ^ fnv64a(c)) * fnvPrime }
+
+func (h *fnv64a) string(s string) {
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
+	}
+}
+
 func hashString(s string) uint64 {
-	f := fnv.New64a()
-	f.Write([]byte(s))
-	return f.Sum64()
+	h := fnvOffset
+	h.string(s)
+	return uint64(h)
 }
 
 // messageHash identifies a message by its direction and its body, salted
 // with the conversation so that a hash in the bucket says nothing about a
-// short, common text on its own.
+// short, common text on its own. Space around and inside the body is
+// folded, so the live and the transcript form of a message compare equal.
 func messageHash(conversation string, fromContact bool, body string) uint64 {
-	f := fnv.New64a()
-	f.Write([]byte(conversation))
+	h := fnvOffset
+	h.string(conversation)
+	h.byte(0)
 	if fromContact {
-		f.Write([]byte{0, 'c', 0})
+		h.byte('c')
 	} else {
-		f.Write([]byte{0, 'a', 0})
+		h.byte('a')
 	}
-	f.Write([]byte(normalizeBody(body)))
-	return f.Sum64()
+	h.byte(0)
+	space, wrote := false, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if isSpace(c) {
+			space = true
+			continue
+		}
+		if space && wrote {
+			h.byte(' ')
+		}
+		space, wrote = false, true
+		h.byte(c)
+	}
+	return uint64(h)
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }

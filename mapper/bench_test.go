@@ -1,0 +1,66 @@
+package mapper_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chattap/chattap/mapper"
+	"github.com/chattap/chattap/spec"
+)
+
+// benchObservations is a mix that follows real traffic: a bot conversation
+// (webhook message, two reply events), an add-on message and a Custom
+// Channel message, each mapped against the State of a conversation some
+// twenty events in, as the runner does.
+func benchObservations(b *testing.B, m *mapper.Mapper) ([]*spec.Observation, []mapper.State) {
+	b.Helper()
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	obs := []*spec.Observation{
+		{Source: spec.SourceChatbotWebhook, Kind: "message", ConversationID: "chatbot::258:a56785fb6fb84edd890905913b0c0821",
+			Payload: json.RawMessage(`{"info":{"approach_mode":"normal","cid":"chatbot::258:a56785fb6fb84edd890905913b0c0821","contact":{"id":48213,"name":"Maria Schmidt","email":"maria@example.org","external_customer_id":"CRM-00042","locale":"de_DE"},"context":{"step":3},"conversation":{"id":99123},"widget":{"id":7001,"name":"Support DE"}},"packet":{"name":"message","payload":{"body":"Hello, I have a question about my balance."}}}`)},
+		{Source: spec.SourceChatbotReply, Kind: "message", ConversationID: "chatbot::258:a56785fb6fb84edd890905913b0c0821", Index: 1,
+			Payload: json.RawMessage(`{"info":{"cid":"chatbot::258:a56785fb6fb84edd890905913b0c0821","context":{"step":4}},"packet":{"name":"message","payload":{"body":"Sure! What is your customer number?"}}}`)},
+		{Source: spec.SourceChatbotReply, Kind: "bubbles", ConversationID: "chatbot::258:a56785fb6fb84edd890905913b0c0821", Index: 2,
+			Payload: json.RawMessage(`{"packet":{"name":"bubbles","payload":{"body":"Or choose:","options":[{"label":"Check balance","value":"b"},{"label":"Talk to a human","value":"h"}]}}}`)},
+		{Source: spec.SourceAddon, Kind: "chat_session.message_received", ConversationID: "userlike::5550123",
+			Payload: json.RawMessage(`{"_type":"chat_session","_event":"message_received","session_id":5550123,"id":88812001,"message":"Where is my order?","sent_at":"2026-11-20 15:00:10","client_name":"Eva Muster","client_uuid":"c0ffee00-1111-4222-8333-444455556666","chat_widget":{"id":12,"name":"Website DE"},"operator_current":{"id":311,"name":"Jonas Weber"}}`)},
+		{Source: spec.SourceChannelInbound, Kind: "message", ConversationID: "channel::maria@example.org",
+			Payload: json.RawMessage(`{"contact_id":"maria@example.org","name":"Maria Schmidt","message":{"body":"Hi, my parcel did not arrive."}}`)},
+	}
+	states := make([]mapper.State, len(obs))
+	for i, o := range obs {
+		o.V, o.Status, o.ReceivedAt = 1, 200, at
+		// Warm the conversation up with twenty earlier events.
+		for n := range 20 {
+			warm := *o
+			warm.ID = fmt.Sprintf("warm-%d-%d", i, n)
+			_, next, err := m.Map(&warm, states[i], spec.DefaultSettings)
+			if err != nil {
+				b.Fatal(err)
+			}
+			states[i] = next
+		}
+		o.ID = fmt.Sprintf("0193c5e4-8a7b-7c01-9d2e-3f4a5b6c7d%02d", i)
+	}
+	return obs, states
+}
+
+func BenchmarkMap(b *testing.B) {
+	m, err := mapper.New(mapper.Options{Version: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs, states := benchObservations(b, m)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		i := n % len(obs)
+		if _, _, err := m.Map(obs[i], states[i], spec.DefaultSettings); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "obs/s")
+}
