@@ -52,7 +52,7 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sc := readScenario(t, file)
 			got := runScenario(t, sc)
-			compareGolden(t, filepath.Join("testdata", "golden", name+".json"), got)
+			compareGoldenValue(t, filepath.Join("testdata", "golden", name+".json"), got)
 		})
 	}
 }
@@ -137,7 +137,7 @@ func runScenario(t *testing.T, sc scenario) golden {
 	return g
 }
 
-func compareGolden(t *testing.T, path string, got golden) {
+func compareGoldenValue(t *testing.T, path string, got any) {
 	t.Helper()
 	b, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {
@@ -155,10 +155,10 @@ func compareGolden(t *testing.T, path string, got golden) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./mapper -run TestGolden -update to write it)", err)
+		t.Fatalf("%v (run go test ./mapper -update to write it)", err)
 	}
 	if !bytes.Equal(want, b) {
-		t.Errorf("%s differs from the mapping's output (go test ./mapper -run TestGolden -update rewrites it; review the diff):\n%s", path, firstDiff(string(want), string(b)))
+		t.Errorf("%s differs from the mapping's output (go test ./mapper -update rewrites it; review the diff):\n%s", path, firstDiff(string(want), string(b)))
 	}
 }
 

@@ -408,3 +408,28 @@ func TestConsumerConfigOnExternalServer(t *testing.T) {
 		}
 	}
 }
+
+func TestRunnerStopIsIdempotent(t *testing.T) {
+	s := brokertest.Start(t)
+	m, err := mapper.New(mapper.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mapper.NewRunner(s.JS, m, nil, nil, nil, mapper.RunnerOptions{})
+	if err := r.Stop(t.Context()); err != nil {
+		t.Fatalf("stop before start: %v", err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err == nil {
+		t.Error("second Start succeeded")
+	}
+	for range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		if err := r.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		cancel()
+	}
+}
