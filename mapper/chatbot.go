@@ -9,24 +9,6 @@ import (
 	"github.com/chattap/chattap/spec"
 )
 
-// Property keys of the extended events, beyond the Live Chat spec.
-const (
-	PropForwardType    = "forward_type"
-	PropGroupID        = "group_id"
-	PropGroupName      = "group_name"
-	PropOptionIndex    = "option_index"
-	PropOptionLabel    = "option_label"
-	PropOptionValue    = "option_value"
-	PropRating         = "rating"
-	PropFeedback       = "feedback_message"
-	PropSurveyOption   = "survey_option"
-	forwardToGroup     = "group"
-	forwardToAnyone    = "any"
-	forwardAfterAbort  = "abort"
-	forwardByOperator  = "operator"
-	optionLabelJoinSep = " | "
-)
-
 // botPayload is packet.payload of every Chatbot API event chattap reads,
 // in one struct: the event's name says which fields matter. The keys of
 // click, bubbles and carousel payloads are not public, so the likely ones

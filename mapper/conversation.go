@@ -235,15 +235,6 @@ func (c *conv) end(ts time.Time, dur time.Duration) {
 	c.track(spec.EventConversationEnded, c.onceID("ended"), ts, props)
 }
 
-// extended emits one of the opt-in events beyond the spec, after Started.
-func (c *conv) extended(event string, ts time.Time, props map[string]any) {
-	if !c.m.c.enabled[event] {
-		return
-	}
-	c.begin(ts)
-	c.track(event, c.messageID(slotExtended), ts, props)
-}
-
 // body returns text under the message-body policy, for properties other
 // than message_body that carry what a person wrote.
 func (c *conv) body(text string) (string, bool) {

@@ -108,6 +108,7 @@ type UnmappableError struct {
 	Reason string
 }
 
+// Error says why, for the log.
 func (e *UnmappableError) Error() string { return "unmappable observation: " + e.Reason }
 
 // Unwrap makes errors.Is(err, ErrUnmappable) hold.
