@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -79,4 +80,18 @@ func TestEnsureOnExternalServer(t *testing.T) {
 	if err := broker.Check(t.Context(), js); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSecondServerOnOneStoreIsRefused(t *testing.T) {
+	s := brokertest.Start(t)
+	_, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: s.Dir})
+	if !errors.Is(err, broker.ErrStoreInUse) {
+		t.Fatalf("second server on %s: %v, want ErrStoreInUse", s.Dir, err)
+	}
+	s.Stop()
+	again, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: s.Dir})
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	again.Shutdown()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -27,12 +28,27 @@ type EmbeddedOptions struct {
 
 // Embedded is a running in-process NATS server with JetStream.
 type Embedded struct {
-	srv *server.Server
+	srv  *server.Server
+	lock *os.File
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process and
 // waits until it accepts connections.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
+	lock, err := lockStore(o.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := startEmbedded(o)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	e.lock = lock
+	return e, nil
+}
+
+func startEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	opts := &server.Options{
 		ServerName: "chattap",
 		JetStream:  true,
@@ -91,6 +107,9 @@ func (e *Embedded) ClientURL() string {
 func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
+	if e.lock != nil {
+		e.lock.Close()
+	}
 }
 
 // Connect opens a connection to an external server or cluster; url may

@@ -14,6 +14,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/ingest"
+	"github.com/chattap/chattap/sinks"
 	"github.com/chattap/chattap/spec"
 )
 
@@ -41,6 +42,7 @@ type config struct {
 	LogFormat       string        `env:"CHATTAP_LOG_FORMAT" envDefault:"text" help:"text or json"`
 
 	Ingest ingest.Options
+	Sinks  sinks.Options
 }
 
 // Roles a process can run.
@@ -98,8 +100,10 @@ func (c *config) validate() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("CHATTAP_LOG_FORMAT: must be text or json, is %q", c.LogFormat))
 	}
-	if err := c.Ingest.Validate(); err != nil {
-		errs = append(errs, unjoin(err)...)
+	for _, v := range []interface{ Validate() error }{&c.Ingest, c.Sinks} {
+		if err := v.Validate(); err != nil {
+			errs = append(errs, unjoin(err)...)
+		}
 	}
 	return errs
 }
@@ -231,14 +235,30 @@ func printConfig(w io.Writer, c *config) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tCURRENT\tMEANING")
 	for _, s := range settings(c) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Env, orDash(s.Default), orDash(s.shown()), s.Help)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Env, orEmpty(s.Default), orEmpty(s.shown()), s.Help)
 	}
 	return tw.Flush()
 }
 
-func orDash(s string) string {
+// printConfigMarkdown writes the table of settings the README holds.
+func printConfigMarkdown(w io.Writer) error {
+	fmt.Fprintln(w, "| variable | default | meaning |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, s := range settings(&config{}) {
+		def := "empty"
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		if _, err := fmt.Fprintf(w, "| `%s` | %s | %s |\n", s.Env, def, strings.ReplaceAll(s.Help, "|", "\\|")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func orEmpty(s string) string {
 	if s == "" {
-		return "-"
+		return "(empty)"
 	}
 	return s
 }

@@ -2,18 +2,204 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chattap/chattap/sinks"
 )
 
+// The tools below open the same store serve uses: CHATTAP_NATS_URL when it
+// is set, else the embedded store under CHATTAP_DATA_DIR, which needs serve
+// stopped (or reachable through CHATTAP_NATS_LISTEN and CHATTAP_NATS_URL).
+
+// tool loads the configuration and opens the broker for a subcommand; the
+// returned close must be called.
+func tool(ctx context.Context, environ []string, stderr io.Writer) (*config, *brokerConn, *slog.Logger, func(), error) {
+	c, err := loadConfig(environ)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c.LogLevel = "warn"
+	log := c.logger(stderr)
+	b, err := openBroker(ctx, c, log, false)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return c, b, log, func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		b.close(cctx)
+	}, nil
+}
+
 func runTail(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	return errors.New("tail: not wired yet")
+	fs := newFlagSet("tail", "Print Live Chat events from CHATTAP_EVENTS as JSON lines until interrupted.", stderr)
+	subject := fs.String("subject", "", "only this subject, e.g. chattap.events.identify")
+	since := fs.Duration("since", 0, "start this far back (e.g. 10m); default: only new events")
+	all := fs.Bool("all", false, "start from the first event stored")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	_, b, _, closeBroker, err := tool(ctx, environ, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	return sinks.Tail(ctx, b.js, stdout, sinks.TailOptions{Subject: *subject, Since: *since, All: *all})
 }
 
 func runReplay(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	return errors.New("replay: not wired yet")
+	fs := newFlagSet("replay", "Deliver events from CHATTAP_EVENTS again to one sink, configured as for serve.\nDestinations drop the duplicates by messageId; the running consumers are not touched.", stderr)
+	sinkName := fs.String("sink", "", "the sink: segment, webhook or file (required)")
+	since := fs.Duration("since", 0, "the events stored in this last stretch of time, e.g. 2h")
+	from := fs.String("from", "", "the events stored from this time on (RFC 3339)")
+	to := fs.String("to", "", "with -from: up to this time (RFC 3339); default now")
+	fromSeq := fs.Uint64("from-seq", 0, "the events from this stream sequence on")
+	toSeq := fs.Uint64("to-seq", 0, "with -from-seq: up to this sequence, included; default the end")
+	subject := fs.String("subject", "", "only this subject, e.g. chattap.events.live_chat_message_sent")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r := sinks.Range{Since: *since, FromSeq: *fromSeq, ToSeq: *toSeq, Subject: *subject}
+	var err error
+	if *from != "" {
+		if r.From, err = time.Parse(time.RFC3339, *from); err != nil {
+			return fmt.Errorf("-from: %w", err)
+		}
+	}
+	if *to != "" {
+		if r.To, err = time.Parse(time.RFC3339, *to); err != nil {
+			return fmt.Errorf("-to: %w", err)
+		}
+	}
+	chosen := 0
+	for _, set := range []bool{r.Since > 0, !r.From.IsZero(), r.FromSeq > 0} {
+		if set {
+			chosen++
+		}
+	}
+	if *sinkName == "" || chosen != 1 {
+		fs.Usage()
+		return errors.New("replay needs -sink and exactly one of -since, -from or -from-seq")
+	}
+	c, b, log, closeBroker, err := tool(ctx, environ, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	list, err := sinks.New(c.Sinks, sinks.Deps{Logger: log, Stdout: stdout})
+	if err != nil {
+		return err
+	}
+	defer closeSinks(list)
+	sink, err := pickSink(list, *sinkName)
+	if err != nil {
+		return err
+	}
+	res, err := sinks.Replay(ctx, b.js, sink, r, sinks.ReplayOptions{})
+	printJSON(stderr, res)
+	return err
 }
 
 func runDLQ(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	return errors.New("dlq: not wired yet")
+	usage := "Usage: chattap dlq list|replay|drop [flags]\n\n" +
+		"  list    print dead letters as JSON lines\n" +
+		"  replay  deliver the selected dead letters again through their sink; delivered ones leave the DLQ\n" +
+		"  drop    delete the selected dead letters\n\n" +
+		"replay and drop need -id, -seq or -all. `chattap dlq list -h` shows the flags."
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, usage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return nil
+		}
+		return errors.New("dlq needs a subcommand: list, replay or drop")
+	}
+	verb, args := args[0], args[1:]
+	summary := map[string]string{
+		"list":   "Print dead letters as JSON lines: seq, sink, reason, attempts, time, id, event and the message.",
+		"replay": "Deliver the selected dead letters again through their sink, configured as for serve.\nDelivered ones leave the DLQ; failing ones stay.",
+		"drop":   "Delete the selected dead letters.",
+	}[verb]
+	if summary == "" {
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("dlq: unknown subcommand %q", verb)
+	}
+	fs := newFlagSet("dlq "+verb, summary, stderr)
+	var f sinks.DLQFilter
+	fs.StringVar(&f.Sink, "sink", "", "only the dead letters of this sink")
+	if verb != "list" {
+		fs.Func("id", "a messageId to select (repeat or comma-separate)", func(s string) error {
+			f.IDs = append(f.IDs, strings.Split(s, ",")...)
+			return nil
+		})
+		fs.Func("seq", "a CHATTAP_DLQ sequence to select (repeat or comma-separate)", func(s string) error {
+			for _, part := range strings.Split(s, ",") {
+				n, err := strconv.ParseUint(strings.TrimSpace(part), 10, 64)
+				if err != nil {
+					return err
+				}
+				f.Sequences = append(f.Sequences, n)
+			}
+			return nil
+		})
+		fs.BoolVar(&f.All, "all", false, "select every dead letter (of -sink, if given)")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, b, log, closeBroker, err := tool(ctx, environ, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	switch verb {
+	case "list":
+		_, err = sinks.ListDLQ(ctx, b.js, f, stdout)
+		return err
+	case "drop":
+		n, err := sinks.DropDLQ(ctx, b.js, f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "dropped %d dead letters\n", n)
+		return nil
+	}
+	list, err := sinks.New(c.Sinks, sinks.Deps{Logger: log, Stdout: stdout})
+	if err != nil {
+		return err
+	}
+	defer closeSinks(list)
+	res, err := sinks.ReplayDLQ(ctx, b.js, list, f, sinks.ReplayOptions{})
+	printJSON(stderr, res)
+	return err
+}
+
+func pickSink(list []sinks.Sink, name string) (sinks.Sink, error) {
+	var names []string
+	for _, s := range list {
+		if s.Name() == name {
+			return s, nil
+		}
+		names = append(names, s.Name())
+	}
+	return nil, fmt.Errorf("sink %q is not configured (configured: %s)", name, strings.Join(names, ", "))
+}
+
+func closeSinks(list []sinks.Sink) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range list {
+		_ = s.Close(ctx)
+	}
+}
+
+func printJSON(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(w, string(b))
 }

@@ -93,8 +93,12 @@ func versionString() string {
 
 func runConfig(_ context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("config", "print every setting: its variable, default and current value; secrets are redacted", stderr)
+	markdown := fs.Bool("markdown", false, "print the variables, defaults and meanings as a Markdown table (no current values)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *markdown {
+		return printConfigMarkdown(stdout)
 	}
 	c, err := loadConfig(environ)
 	if err != nil {

@@ -6,9 +6,32 @@ import (
 
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/metrics"
+	"github.com/chattap/chattap/sinks"
 )
 
-// startStages starts the mapper and the sinks this process runs.
+// startStages starts the mapper and the sinks this process runs, in the
+// order they must stop: the mapper first, so that the sinks see its last
+// events.
 func (p *process) startStages(ctx context.Context, c *config, settings *broker.SettingsStore, reg *metrics.Registry, stdout io.Writer) error {
+	if c.has(roleSinks) {
+		deps := sinks.Deps{Logger: p.log, Metrics: metrics.NewSinks(reg), Stdout: stdout}
+		list, err := sinks.New(c.Sinks, deps)
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			p.log.Warn("no sink is configured: events stay on CHATTAP_EVENTS (set CHATTAP_SEGMENT_WRITE_KEY, CHATTAP_WEBHOOK_SINK_URL or CHATTAP_FILE_SINK_PATH)")
+			return nil
+		}
+		r, err := sinks.NewRunner(p.broker.js, c.Sinks.Delivery, deps, list...)
+		if err != nil {
+			closeSinks(list)
+			return err
+		}
+		if err := r.Start(ctx); err != nil {
+			return err
+		}
+		p.stages = append(p.stages, r)
+	}
 	return nil
 }
