@@ -24,8 +24,18 @@ type conv struct {
 	traits map[string]any
 }
 
-func (m *Mapper) newConv(obs *spec.Observation, st State) *conv {
-	return &conv{m: m, obs: obs, st: st}
+func (m *Mapper) newConv(obs *spec.Observation, st State) conv {
+	return conv{m: m, obs: obs, st: st}
+}
+
+// emit appends msg to the output. Most Observations yield one to three
+// messages (identify, Started, the event): room for three at the first
+// saves the slice's regrowth, and none yields a nil slice.
+func (c *conv) emit(msg spec.Message) {
+	if c.out == nil {
+		c.out = make([]spec.Message, 0, 3)
+	}
+	c.out = append(c.out, msg)
 }
 
 // conversationID is the conversation_id property: the Observation's, with
@@ -154,7 +164,7 @@ func (c *conv) track(event, messageID string, ts time.Time, props map[string]any
 		}
 		ctx.Traits = c.traits
 	}
-	c.out = append(c.out, spec.Message{
+	c.emit(spec.Message{
 		Type:        spec.TypeTrack,
 		Event:       event,
 		MessageID:   messageID,

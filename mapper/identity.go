@@ -100,7 +100,7 @@ func (c *conv) identify(w *who) {
 			traits[k] = v
 		}
 	}
-	c.out = append(c.out, spec.Message{
+	c.emit(spec.Message{
 		Type:        spec.TypeIdentify,
 		MessageID:   c.messageID(slotIdentify),
 		AnonymousID: c.st.AnonymousID,
