@@ -14,6 +14,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/ingest"
+	"github.com/chattap/chattap/mapper"
 	"github.com/chattap/chattap/sinks"
 	"github.com/chattap/chattap/spec"
 )
@@ -41,8 +42,10 @@ type config struct {
 	LogLevel        string        `env:"CHATTAP_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `env:"CHATTAP_LOG_FORMAT" envDefault:"text" help:"text or json"`
 
-	Ingest ingest.Options
-	Sinks  sinks.Options
+	Ingest       ingest.Options
+	Mapper       mapper.Options
+	MapperRunner mapper.RunnerOptions
+	Sinks        sinks.Options
 }
 
 // Roles a process can run.
@@ -100,7 +103,7 @@ func (c *config) validate() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("CHATTAP_LOG_FORMAT: must be text or json, is %q", c.LogFormat))
 	}
-	for _, v := range []interface{ Validate() error }{&c.Ingest, c.Sinks} {
+	for _, v := range []interface{ Validate() error }{&c.Ingest, c.Mapper, c.MapperRunner, c.Sinks} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, unjoin(err)...)
 		}

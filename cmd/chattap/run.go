@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"strings"
 )
@@ -72,23 +73,20 @@ func runVersion(_ context.Context, args, _ []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "chattap", versionString())
+	fmt.Fprintf(stdout, "chattap %s (%s)\n", versionString(), runtime.Version())
 	return nil
 }
 
+// versionString is chattap's version: set at build time, else the module's,
+// else "dev".
 func versionString() string {
-	v := version
-	info, ok := debug.ReadBuildInfo()
-	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		v = info.Main.Version
+	if version != "" {
+		return version
 	}
-	if v == "" {
-		v = "dev"
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
 	}
-	if ok {
-		v += " (" + info.GoVersion + ")"
-	}
-	return v
+	return "dev"
 }
 
 func runConfig(_ context.Context, args, environ []string, stdout, stderr io.Writer) error {

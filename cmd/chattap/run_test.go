@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -286,5 +287,84 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"juggle"}, nil, io.Discard, io.Discard); err == nil {
 		t.Error("an unknown command was accepted")
+	}
+}
+
+// segmentReceiver is a Segment-compatible /v1/batch endpoint.
+type segmentReceiver struct {
+	mu       sync.Mutex
+	auth     []string
+	messages []spec.Message
+}
+
+func (s *segmentReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Batch []spec.Message `json:"batch"`
+	}
+	if r.URL.Path != "/v1/batch" || json.NewDecoder(r.Body).Decode(&body) != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.auth = append(s.auth, r.Header.Get("Authorization"))
+	s.messages = append(s.messages, body.Batch...)
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *segmentReceiver) received() ([]spec.Message, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]spec.Message(nil), s.messages...), append([]string(nil), s.auth...)
+}
+
+// TestWebhookReachesSegmentAndTheFile runs the whole binary: a webhook in,
+// Live Chat events out to a Segment-compatible receiver and to stdout.
+func TestWebhookReachesSegmentAndTheFile(t *testing.T) {
+	rec := &segmentReceiver{}
+	seg := httptest.NewServer(rec)
+	defer seg.Close()
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `[{"packet":{"name":"message","payload":{"body":"Your balance is 42."}}},{"packet":{"name":"end","payload":{}}}]`)
+	}))
+	defer bot.Close()
+	in := start(t, "CHATTAP_SEGMENT_WRITE_KEY=wk", "CHATTAP_SEGMENT_ENDPOINT="+seg.URL, "CHATTAP_BOT_WEBHOOK_URL="+bot.URL,
+		"CHATTAP_SINK_FLUSH_INTERVAL=20ms")
+	if code, _ := in.post(t, "/userlike/webhook", `{"info":{"cid":"c-e2e","contact":{"name":"Ada"}},"packet":{"name":"message","payload":{"body":"What is my balance?"}}}`, nil); code != 200 {
+		t.Fatalf("webhook: %d", code)
+	}
+	want := []string{"identify", spec.EventConversationStarted, spec.EventMessageSent, spec.EventMessageReceived, spec.EventConversationEnded}
+	deadline := time.Now().Add(20 * time.Second)
+	var got []spec.Message
+	var auth []string
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		got, auth = rec.received()
+	}
+	var names []string
+	for _, m := range got {
+		name := m.Event
+		if name == "" {
+			name = m.Type
+		}
+		names = append(names, name)
+	}
+	if strings.Join(names, "|") != strings.Join(want, "|") {
+		t.Fatalf("Segment received %v, want %v", names, want)
+	}
+	if auth[0] != "Basic d2s6" { // base64("wk:")
+		t.Errorf("Authorization %q, want Basic auth with the write key", auth[0])
+	}
+	for _, m := range got[1:] {
+		if m.Properties[spec.PropConversationID] != "c-e2e" || m.Context == nil || m.Context.Traits["name"] != "Ada" {
+			t.Errorf("%s: properties %v, context %+v", m.Event, m.Properties, m.Context)
+		}
+	}
+	// The file sink, on by default, wrote the same events to stdout.
+	for time.Now().Before(deadline) && strings.Count(in.stdout.String(), "\n") < len(want) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lines := strings.Count(in.stdout.String(), "\n"); lines != len(want) {
+		t.Errorf("stdout has %d lines, want %d:\n%s", lines, len(want), in.stdout)
 	}
 }

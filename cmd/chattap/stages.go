@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/chattap/chattap/broker"
+	"github.com/chattap/chattap/mapper"
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/sinks"
 )
@@ -13,6 +14,19 @@ import (
 // order they must stop: the mapper first, so that the sinks see its last
 // events.
 func (p *process) startStages(ctx context.Context, c *config, settings *broker.SettingsStore, reg *metrics.Registry, stdout io.Writer) error {
+	if c.has(roleMapper) {
+		o := c.Mapper
+		o.Version, o.ChannelFields = versionString(), c.channelFields()
+		m, err := mapper.New(o)
+		if err != nil {
+			return err
+		}
+		r := mapper.NewRunner(p.broker.js, m, settings.Current, p.log, metrics.NewMapper(reg), c.MapperRunner)
+		if err := r.Start(ctx); err != nil {
+			return err
+		}
+		p.stages = append(p.stages, r)
+	}
 	if c.has(roleSinks) {
 		deps := sinks.Deps{Logger: p.log, Metrics: metrics.NewSinks(reg), Stdout: stdout}
 		list, err := sinks.New(c.Sinks, deps)
