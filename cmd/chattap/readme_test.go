@@ -1,0 +1,30 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestReadmeConfigurationTableIsCurrent keeps the README's table equal to
+// what `chattap config -markdown` prints, so a new variable cannot go
+// undocumented.
+func TestReadmeConfigurationTableIsCurrent(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := printConfigMarkdown(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, table.Bytes()) {
+		t.Fatalf("README.md does not hold the current configuration table; replace it with the output of `go run ./cmd/chattap config -markdown`:\n%s", table.String())
+	}
+	for _, s := range settings(&config{}) {
+		if !strings.Contains(string(readme), "`"+s.Env+"`") {
+			t.Errorf("README.md does not mention %s", s.Env)
+		}
+	}
+}
