@@ -1,0 +1,283 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured. Every figure in it was printed by
+// this tool; the Markdown is what the README quotes.
+type report struct {
+	Machine    string           `json:"machine"`
+	Command    string           `json:"command"`
+	Started    time.Time        `json:"started"`
+	DefaultAck string           `json:"default_ack"`
+	Ack        string           `json:"ack"`
+	Conns      int              `json:"conns"`
+	Throughput []throughputRow  `json:"throughput,omitempty"`
+	Rate       float64          `json:"rate,omitempty"`
+	Fixed      []throughputRow  `json:"fixed_rate,omitempty"`
+	E2E        *e2eRow          `json:"e2e,omitempty"`
+	Growth     []throughputRow  `json:"growth,omitempty"`
+	States     []stateRow       `json:"states,omitempty"`
+	PerConv    *perConversation `json:"per_conversation,omitempty"`
+	Goals      []goal           `json:"goals,omitempty"`
+	Errors     []string         `json:"errors,omitempty"`
+}
+
+// throughputRow is one closed-loop measurement.
+type throughputRow struct {
+	Scenario  string  `json:"scenario"`
+	Conns     int     `json:"conns"`
+	Ack       string  `json:"ack,omitempty"`
+	Requests  int64   `json:"requests"`
+	ReqPerSec float64 `json:"req_per_sec"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	P999ms    float64 `json:"p999_ms"`
+	Failures  int64   `json:"failures"`
+	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
+	Notes     string  `json:"notes,omitempty"`
+}
+
+func rowOf(scenario string, conns int, ack string, res *loadResult, peak int64, notes string) throughputRow {
+	return throughputRow{
+		Scenario: scenario, Conns: conns, Ack: ack, Requests: res.Requests, ReqPerSec: res.rate(),
+		P50ms: ms(res.Lat.percentile(50)), P99ms: ms(res.Lat.percentile(99)), P999ms: ms(res.Lat.percentile(99.9)),
+		Failures: res.Failures, PeakRSSMB: mb(peak), Notes: notes,
+	}
+}
+
+// e2eRow is the end-to-end scenario.
+type e2eRow struct {
+	Conns           int     `json:"conns"`
+	Ack             string  `json:"ack"`
+	Requests        int64   `json:"requests"`
+	Failures        int64   `json:"failures"`
+	LoadSeconds     float64 `json:"load_seconds"`
+	RequestsPerSec  float64 `json:"requests_per_sec"`
+	Expected        int64   `json:"expected_events"`
+	Delivered       int     `json:"delivered_events"`
+	Missing         int64   `json:"missing"`
+	Extra           int64   `json:"extra"`
+	Duplicates      int64   `json:"duplicates"`
+	DeliverySeconds float64 `json:"delivery_seconds"`
+	EventsPerSec    float64 `json:"events_per_sec"`
+	DelayP50ms      float64 `json:"delay_p50_ms"`
+	DelayP99ms      float64 `json:"delay_p99_ms"`
+	DelayP999ms     float64 `json:"delay_p999_ms"`
+	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	Notes           string  `json:"notes,omitempty"`
+}
+
+// stateRow is chattap measured with a number of conversations in state.
+type stateRow struct {
+	Target         int     `json:"target"`
+	InState        int64   `json:"in_state"`
+	KVBytes        int64   `json:"kv_bytes"`
+	PrefillAdded   int64   `json:"prefill_added"`
+	PrefillSeconds float64 `json:"prefill_seconds"`
+	IdleRSSMB      float64 `json:"idle_rss_mb"`
+	Requests       int64   `json:"requests"`
+	ReqPerSec      float64 `json:"req_per_sec"`
+	P50ms          float64 `json:"p50_ms"`
+	P99ms          float64 `json:"p99_ms"`
+	Failures       int64   `json:"failures"`
+	PeakRSSMB      float64 `json:"peak_rss_mb"`
+	Notes          string  `json:"notes,omitempty"`
+}
+
+// perConversation is the memory a stored conversation costs, from the
+// difference between the smallest and the largest state measured.
+type perConversation struct {
+	From, To       int64   `json:"-"`
+	IdleRSSBytes   float64 `json:"idle_rss_bytes"`
+	PeakRSSBytes   float64 `json:"peak_rss_bytes"`
+	KVBytes        float64 `json:"kv_bytes"`
+	Extrapolated1M float64 `json:"idle_rss_mb_at_1m_extrapolated,omitempty"`
+	Measured1M     bool    `json:"measured_1m"`
+}
+
+type goal struct {
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      string `json:"met"`
+}
+
+func (r *report) find(prefix string) *throughputRow {
+	for i := range r.Throughput {
+		if strings.HasPrefix(r.Throughput[i].Scenario, prefix) {
+			return &r.Throughput[i]
+		}
+	}
+	return nil
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// evaluate compares the figures with the goals of issue 5.
+func (r *report) evaluate() {
+	base := r.find("baseline")
+	async, sync := r.find("chattap async"), r.find("chattap sync")
+	for _, c := range []*throughputRow{async, sync} {
+		if c == nil || base == nil || base.ReqPerSec == 0 {
+			continue
+		}
+		ratio := c.ReqPerSec / base.ReqPerSec
+		r.Goals = append(r.Goals, goal{
+			Goal:     fmt.Sprintf("%s throughput ≥ 0.9 × baseline", c.Scenario),
+			Measured: fmt.Sprintf("%.0f / %.0f req/s = %.2f×", c.ReqPerSec, base.ReqPerSec, ratio),
+			Met:      yes(ratio >= 0.9 && c.Failures == 0),
+		})
+		d := c.P99ms - base.P99ms
+		r.Goals = append(r.Goals, goal{
+			Goal:     fmt.Sprintf("%s p99 ≤ baseline p99 + 0.5 ms", c.Scenario),
+			Measured: fmt.Sprintf("%.2f ms vs %.2f ms: %+.2f ms", c.P99ms, base.P99ms, d),
+			Met:      yes(d <= 0.5),
+		})
+	}
+	if async != nil && sync != nil {
+		d := sync.P99ms - async.P99ms
+		pick := "async"
+		if d <= 1 {
+			pick = "sync"
+		}
+		r.Goals = append(r.Goals, goal{
+			Goal:     "CHATTAP_TAP_ACK default: sync if its p99 is within 1 ms of async",
+			Measured: fmt.Sprintf("sync %.2f ms − async %.2f ms = %+.2f ms → %s (chattap's default now: %s)", sync.P99ms, async.P99ms, d, pick, r.DefaultAck),
+			Met:      yes(pick == r.DefaultAck),
+		})
+	}
+	if e := r.E2E; e != nil {
+		r.Goals = append(r.Goals, goal{
+			Goal:     "end to end ≥ 15,000 events/s delivered, nothing lost or doubled",
+			Measured: fmt.Sprintf("%.0f events/s; %d of %d delivered, %d missing, %d duplicates", e.EventsPerSec, e.Delivered, e.Expected, e.Missing, e.Duplicates),
+			Met:      yes(e.EventsPerSec >= 15000 && e.Missing == 0 && e.Duplicates == 0 && e.Extra == 0 && e.Failures == 0),
+		})
+	}
+	for _, g := range r.Growth {
+		if g.Conns == 256 {
+			r.Goals = append(r.Goals, goal{
+				Goal:     "peak RSS < 100 MB at 256 connections",
+				Measured: fmt.Sprintf("%.1f MB", g.PeakRSSMB),
+				Met:      yes(g.PeakRSSMB > 0 && g.PeakRSSMB < 100),
+			})
+		}
+	}
+	r.perConversation()
+	if p := r.PerConv; p != nil {
+		m := fmt.Sprintf("%.0f B of RSS at rest (%.0f B peak under load), %.0f B in the bucket, from %d to %d conversations", p.IdleRSSBytes, p.PeakRSSBytes, p.KVBytes, p.From, p.To)
+		if !p.Measured1M {
+			m += fmt.Sprintf("; at 1,000,000 (extrapolated, not measured): ≈ %.0f MB RSS at rest", p.Extrapolated1M)
+		}
+		r.Goals = append(r.Goals, goal{Goal: "memory per stored conversation stated", Measured: m, Met: "stated"})
+	}
+}
+
+func (r *report) perConversation() {
+	var rows []stateRow
+	for _, s := range r.States {
+		if s.InState > 0 {
+			rows = append(rows, s)
+		}
+	}
+	if len(rows) < 2 {
+		return
+	}
+	lo, hi := rows[0], rows[len(rows)-1]
+	dn := float64(hi.InState - lo.InState)
+	if dn <= 0 {
+		return
+	}
+	p := &perConversation{
+		From: lo.InState, To: hi.InState,
+		IdleRSSBytes: (hi.IdleRSSMB - lo.IdleRSSMB) * (1 << 20) / dn,
+		PeakRSSBytes: (hi.PeakRSSMB - lo.PeakRSSMB) * (1 << 20) / dn,
+		KVBytes:      float64(hi.KVBytes) / float64(hi.InState),
+		Measured1M:   hi.InState >= 1_000_000,
+	}
+	if !p.Measured1M {
+		p.Extrapolated1M = hi.IdleRSSMB + p.IdleRSSBytes*float64(1_000_000-hi.InState)/(1<<20)
+	}
+	r.PerConv = p
+}
+
+func (r *report) write(w io.Writer) {
+	fmt.Fprintf(w, "\n## chattap-bench results\n\n")
+	fmt.Fprintf(w, "Machine: %s. Command: `%s`. Started %s. Every server on 127.0.0.1; the load generator, the fake bot and the receiver share the machine with what is measured.\n\n", r.Machine, r.Command, r.Started.Format(time.RFC3339))
+	if len(r.Throughput) > 0 {
+		fmt.Fprintf(w, "### Tap overhead (closed loop, %d connections, keep-alive; every answer checked against the bot's bytes)\n\n", r.Conns)
+		writeThroughput(w, r.Throughput)
+	}
+	if len(r.Fixed) > 0 {
+		fmt.Fprintf(w, "\n### Tap overhead at a fixed %.0f requests/s (open loop: latency from when each request was due; at most %d in flight)\n\n", r.Rate, r.Conns)
+		writeThroughput(w, r.Fixed)
+	}
+	if e := r.E2E; e != nil {
+		fmt.Fprintf(w, "\n### End to end: tap → JetStream → mapper → Segment sink → /v1/batch receiver\n\n")
+		fmt.Fprintln(w, "| conns | ack | requests | req/s | events expected | delivered | missing | duplicates | events/s delivered | delivery p50 ms | p99 ms | p99.9 ms | peak RSS MB | notes |")
+		fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+		fmt.Fprintf(w, "| %d | %s | %d | %.0f | %d | %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.1f | %s |\n",
+			e.Conns, e.Ack, e.Requests, e.RequestsPerSec, e.Expected, e.Delivered, e.Missing, e.Duplicates, e.EventsPerSec, e.DelayP50ms, e.DelayP99ms, e.DelayP999ms, e.PeakRSSMB, e.Notes)
+		fmt.Fprintln(w, "\nevents/s delivered = distinct messageIds at the receiver ÷ (last new one − first request); delivery delay = arrival at the receiver − the event's timestamp (when the tap saw it).")
+	}
+	if len(r.Growth) > 0 {
+		fmt.Fprintf(w, "\n### Growth with connections (chattap, %s)\n\n", r.Ack)
+		writeThroughput(w, r.Growth)
+	}
+	if len(r.States) > 0 {
+		fmt.Fprintf(w, "\n### Growth with conversations in state (chattap_conversations, filled through chattap; a fresh chattap measured on the data; %d connections, messages to random stored conversations)\n\n", r.Conns)
+		fmt.Fprintln(w, "| target | conversations in state | bucket MB | filled (added, s) | RSS at rest MB | req/s | p50 ms | p99 ms | failures | peak RSS MB | notes |")
+		fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
+		for _, s := range r.States {
+			fill := "—"
+			if s.PrefillAdded > 0 {
+				fill = fmt.Sprintf("+%d in %.0f s (%.0f/s)", s.PrefillAdded, s.PrefillSeconds, float64(s.PrefillAdded)/s.PrefillSeconds)
+			}
+			fmt.Fprintf(w, "| %d | %d | %.1f | %s | %.1f | %.0f | %.2f | %.2f | %d | %.1f | %s |\n",
+				s.Target, s.InState, mb(s.KVBytes), fill, s.IdleRSSMB, s.ReqPerSec, s.P50ms, s.P99ms, s.Failures, s.PeakRSSMB, s.Notes)
+		}
+	}
+	if len(r.Goals) > 0 {
+		fmt.Fprintf(w, "\n### Goals (issue 5), from the figures above\n\n| goal | measured | met |\n|---|---|---|\n")
+		for _, g := range r.Goals {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", g.Goal, g.Measured, g.Met)
+		}
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(w, "\n### Scenarios that failed\n\n")
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "- %s\n", strings.ReplaceAll(e, "\n", " "))
+		}
+	}
+}
+
+func writeThroughput(w io.Writer, rows []throughputRow) {
+	fmt.Fprintln(w, "| scenario | conns | requests | req/s | p50 ms | p99 ms | p99.9 ms | failures | peak RSS MB | notes |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, t := range rows {
+		rss := "—"
+		if t.PeakRSSMB > 0 {
+			rss = fmt.Sprintf("%.1f", t.PeakRSSMB)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.3f | %.3f | %.3f | %d | %s | %s |\n",
+			t.Scenario, t.Conns, t.Requests, t.ReqPerSec, t.P50ms, t.P99ms, t.P999ms, t.Failures, rss, t.Notes)
+	}
+}
+
+func (r *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
