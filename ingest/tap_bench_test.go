@@ -115,14 +115,18 @@ func BenchmarkReverseProxyBaseline(b *testing.B) {
 			pr.Out.URL = &u
 			pr.Out.Host = ""
 		},
+		// As ingest's newTransport, so only the recording differs.
 		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 512,
-			IdleConnTimeout:     90 * time.Second,
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 5 * time.Second,
+			ExpectContinueTimeout: time.Second,
 		},
 	}
 	serveBench(b, proxy, nil)
 }
-
