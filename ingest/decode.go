@@ -47,24 +47,25 @@ func (ex *exchange) undecodable(src spec.Source, index int, body []byte, err err
 // two may hold none, one or a list.
 func (ex *exchange) decodeChatbot(src spec.Source, body []byte, first int, cid string) []*spec.Observation {
 	var events []json.RawMessage
+	valid := false
 	if src == spec.SourceChatbotWebhook {
 		events = []json.RawMessage{bytes.TrimSpace(body)}
 	} else {
 		var err error
-		if events, err = spec.SplitEvents(body); err != nil {
+		if events, valid, err = splitEvents(body); err != nil {
 			return []*spec.Observation{ex.undecodable(src, first, body, err)}
 		}
 	}
 	out := make([]*spec.Observation, 0, len(events))
 	for i, raw := range events {
-		ev, err := spec.DecodeChatbotEvent(raw)
+		ev, err := decodeChatbotHead(raw, valid)
 		if err != nil {
 			out = append(out, ex.undecodable(src, first+i, raw, err))
 			continue
 		}
 		o := ex.observation(src, first+i)
 		o.Kind = spec.SubjectToken(ev.Name())
-		o.ConversationID = string(ev.Info.Cid)
+		o.ConversationID = string(ev.cid)
 		if o.ConversationID == "" {
 			o.ConversationID = cid
 		}
