@@ -24,6 +24,9 @@ type EmbeddedOptions struct {
 	Listen string
 	// Debug turns on the server's own log on standard error.
 	Debug bool
+	// MaxPayload is the largest message the server takes; zero: 8 MiB,
+	// room for a 1 MiB body as an Observation with headers.
+	MaxPayload int32
 }
 
 // Embedded is a running in-process NATS server with JetStream.
@@ -56,8 +59,10 @@ func startEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		NoSigs:     true,
 		NoLog:      !o.Debug,
 		DontListen: o.Listen == "",
-		// Observations may carry a 1 MiB body plus the envelope.
-		MaxPayload: 8 << 20,
+		MaxPayload: o.MaxPayload,
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = 8 << 20
 	}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)

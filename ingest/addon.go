@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 )
@@ -12,7 +13,8 @@ const addonRetryAfter = 5
 // handleAddon is the terminal add-on callback: nothing is proxied, so the
 // answer can say whether the event was stored. 200 only once JetStream
 // acknowledged the Observation; 503 with Retry-After when it could not,
-// so that Userlike tries again; 400 for a body that is not a JSON object.
+// so that Userlike tries again; 400 for a body that is not a JSON object;
+// 413 for one the broker cannot take in one message.
 func handleAddon(s *Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status := serveAddon(s, w, r)
@@ -36,7 +38,12 @@ func serveAddon(s *Server, w http.ResponseWriter, r *http.Request) int {
 	obs.Status = http.StatusOK
 	ctx, cancel := context.WithTimeout(r.Context(), s.Options.AddonAckTimeout)
 	defer cancel()
-	if err := s.Publisher.Publish(ctx, obs); err != nil {
+	err = s.Publisher.Publish(ctx, obs)
+	if errors.Is(err, ErrTooLarge) {
+		encodeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return http.StatusRequestEntityTooLarge
+	}
+	if err != nil {
 		s.Log.Warn("add-on callback not stored; asking Userlike to retry", "id", obs.ID, "kind", obs.Kind, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(addonRetryAfter))
 		encodeError(w, http.StatusServiceUnavailable, "event could not be stored; retry later")

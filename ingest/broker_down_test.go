@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -142,5 +143,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStopWithBrokerDownCountsWhatIsLost stops the publisher while it
+// holds what the broker never stored: Stop says so, the loss is counted,
+// and nothing is accepted afterwards.
+func TestStopWithBrokerDownCountsWhatIsLost(t *testing.T) {
+	addr := freeAddr(t)
+	srv := startListening(t, t.TempDir(), addr)
+	nc, err := broker.Connect("nats://"+addr, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, nc, js, testOptions())
+	srv.Shutdown()
+	waitFor(t, "client to notice the broker is gone", func() bool { return nc.Status() != nats.CONNECTED })
+	for range 4 {
+		if resp, _ := h.post(t, ingest.RouteWebhook, webhookBody, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook: %d", resp.StatusCode)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	err = h.pub.Stop(ctx)
+	if err == nil || !strings.Contains(err.Error(), "4 observations") {
+		t.Fatalf("Stop = %v, want it to report 4 observations not stored", err)
+	}
+	if again := h.pub.Stop(t.Context()); again == nil || again.Error() != err.Error() {
+		t.Errorf("second Stop = %v, want %v", again, err)
+	}
+	if lost := h.reg.Gather("chattap_observations_lost_total", nil); lost != 4 {
+		t.Errorf("lost counter = %v, want 4", lost)
+	}
+	if resp, _ := h.post(t, ingest.RouteWebhook, webhookBody, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("an exchange after Stop must still go through: %d", resp.StatusCode)
+	}
+	if lost := h.reg.Gather("chattap_observations_lost_total", nil); lost != 5 {
+		t.Errorf("lost counter after a late exchange = %v, want 5", lost)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/ingest"
 	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestWrongOrMissingTokenIsRefused(t *testing.T) {
@@ -128,6 +130,67 @@ func TestUpstreamTimeoutIs502(t *testing.T) {
 	resp, body := h.post(t, ingest.RouteWebhook, webhookBody, nil)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "in time") {
 		t.Fatalf("got %d %q, want 502 for a timeout", resp.StatusCode, body)
+	}
+	if o := h.observations(t, 1)[0].obs; o.Status != http.StatusBadGateway || string(o.Payload) != webhookBody {
+		t.Errorf("contact's side recorded as %+v, want it with status 502", o)
+	}
+}
+
+func TestHeadersAreNotAddedByTheProxy(t *testing.T) {
+	up := newUpstream(t, replyWith(http.StatusOK, nil, "{}"))
+	h := startTaps(t, func(o *ingest.Options) { o.BotWebhookURL = up.URL })
+	req, _ := http.NewRequest(http.MethodPost, h.url+ingest.RouteWebhook, strings.NewReader(webhookBody))
+	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hdr := up.seen()[0].header
+	for _, name := range []string{"Accept-Encoding", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+		if v := hdr.Get(name); v != "" {
+			t.Errorf("upstream got %s: %q, which the caller did not send", name, v)
+		}
+	}
+}
+
+// TestObservationOverBrokerLimit runs against a broker that takes smaller
+// messages than the tap accepts: the exchange goes through, the event is
+// recorded without its payload, and the add-on callback gets 413, not an
+// endless 503.
+func TestObservationOverBrokerLimit(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, MaxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t, replyWith(http.StatusOK, nil, "{}"))
+	o := testOptions()
+	o.BotWebhookURL = up.URL
+	h := newHarness(t, nc, js, o)
+	big := `{"info":{"cid":"c-big"},"packet":{"name":"message","payload":{"body":"` + strings.Repeat("x", 100<<10) + `"}}}`
+	if resp, _ := h.post(t, ingest.RouteWebhook, big, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	got := h.observations(t, 1)[0].obs
+	if got.Kind != spec.KindUndecodable || len(got.Payload) != 0 || !strings.Contains(got.Error, "max_payload") || got.ConversationID != "c-big" {
+		t.Errorf("recorded %+v", got)
+	}
+	addon := `{"_type":"chat_session","_event":"receive","id":9,"topic":"` + strings.Repeat("y", 100<<10) + `"}`
+	if resp, body := h.post(t, ingest.RouteAddon, addon, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("add-on: %d %s, want 413", resp.StatusCode, body)
+	}
+	if held := h.pub.Held(); held != 0 {
+		t.Errorf("publisher still holds %d observations", held)
 	}
 }
 

@@ -22,6 +22,9 @@ var (
 	ErrBufferFull = errors.New("publish buffer full: observation dropped")
 	// ErrStopped: the publisher stopped before JetStream stored it.
 	ErrStopped = errors.New("publisher stopped: observation not stored")
+	// ErrTooLarge: the Observation is larger than the broker accepts in
+	// one message (its max_payload).
+	ErrTooLarge = errors.New("observation larger than the broker's max_payload")
 )
 
 // Publisher publishes Observations to JetStream in the background. Enqueue
@@ -42,10 +45,18 @@ type Publisher struct {
 	bound   int64
 	retries sync.WaitGroup
 
+	// mu orders Enqueue against Stop: once stopped is set under the write
+	// lock, no Enqueue can put anything on the queue that nobody reads.
+	mu       sync.RWMutex
+	stopped  bool
 	stopping chan struct{}
 	stopOnce sync.Once
+	stopErr  error
 	done     sync.WaitGroup
 	lastWarn atomic.Int64
+	lost     atomic.Int64
+	// maxData is the largest encoded Observation the broker takes.
+	maxData int
 }
 
 type pending struct {
@@ -75,6 +86,7 @@ func NewPublisher(nc *nats.Conn, buffer, window int, ackTimeout time.Duration, l
 		window:   make(chan *pending, window),
 		bound:    int64(buffer),
 		stopping: make(chan struct{}),
+		maxData:  maxData(nc),
 	}
 	p.done.Add(2)
 	go p.dispatch()
@@ -88,6 +100,14 @@ func NewPublisher(nc *nats.Conn, buffer, window int, ackTimeout time.Duration, l
 // will. Enqueue returns ErrBufferFull itself (and does not call done) when
 // the buffer is full.
 func (p *Publisher) Enqueue(obs *spec.Observation, done func(error)) error {
+	data := p.encode(obs)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.stopped {
+		p.lost.Add(1)
+		p.metrics.Lost(1)
+		return ErrStopped
+	}
 	if p.held.Add(1) > p.bound {
 		p.held.Add(-1)
 		p.metrics.Dropped()
@@ -95,20 +115,48 @@ func (p *Publisher) Enqueue(obs *spec.Observation, done func(error)) error {
 		return ErrBufferFull
 	}
 	p.metrics.Buffered(p.held.Load())
-	p.queue <- &pending{source: string(obs.Source), subject: obs.Subject(), id: obs.ID, data: obs.AppendJSON(make([]byte, 0, 256+len(obs.Payload)+len(obs.PayloadRaw)*4/3)), done: done}
+	p.queue <- &pending{source: string(obs.Source), subject: obs.Subject(), id: obs.ID, data: data, done: done}
 	return nil
+}
+
+// encode is obs as stored. One too large for the broker would be refused
+// for ever, so it is stored without its payload, as undecodable, with the
+// reason: the event is known to have happened, and nothing blocks.
+func (p *Publisher) encode(obs *spec.Observation) []byte {
+	data := obs.AppendJSON(make([]byte, 0, 256+len(obs.Payload)+len(obs.PayloadRaw)*4/3))
+	if len(data) <= p.maxData {
+		return data
+	}
+	p.metrics.TooLarge()
+	p.warn("observation larger than the broker's max_payload: stored without its payload", "id", obs.ID, "bytes", len(data), "max", p.maxData)
+	stub := *obs
+	stub.Kind, stub.Payload, stub.PayloadRaw = spec.KindUndecodable, nil, nil
+	stub.Error = fmt.Sprintf("%s (%d bytes, max %d): payload not recorded", ErrTooLarge, len(data), p.maxData)
+	return stub.AppendJSON(nil)
 }
 
 // Publish stores obs and waits for JetStream's ack, or for ctx to end. It
 // does not go through the buffer: the caller learns the outcome directly.
+// An Observation larger than the broker accepts is ErrTooLarge.
 func (p *Publisher) Publish(ctx context.Context, obs *spec.Observation) error {
-	_, err := p.js.Publish(ctx, obs.Subject(), obs.AppendJSON(nil), jetstream.WithMsgID(obs.ID))
+	data := obs.AppendJSON(nil)
+	if len(data) > p.maxData {
+		p.metrics.TooLarge()
+		return fmt.Errorf("%w: %d bytes, max %d", ErrTooLarge, len(data), p.maxData)
+	}
+	_, err := p.js.Publish(ctx, obs.Subject(), data, jetstream.WithMsgID(obs.ID))
 	if err != nil {
 		p.metrics.PublishFailed()
 		return fmt.Errorf("publish observation: %w", err)
 	}
 	p.metrics.Published(string(obs.Source))
 	return nil
+}
+
+// maxData leaves room under the server's max_payload for the headers.
+func maxData(nc *nats.Conn) int {
+	const headerRoom = 1 << 10
+	return int(nc.MaxPayload()) - headerRoom
 }
 
 // Held is the number of Observations not yet stored.
@@ -152,8 +200,12 @@ func (p *Publisher) confirm() {
 }
 
 func (p *Publisher) finish(it *pending, err error) {
-	if err == nil {
+	switch {
+	case err == nil:
 		p.metrics.Published(it.source)
+	case errors.Is(err, ErrStopped):
+		p.lost.Add(1)
+		p.metrics.Lost(1)
 	}
 	p.metrics.Buffered(p.held.Add(-1))
 	if it.done != nil {
@@ -192,10 +244,11 @@ func (p *Publisher) warn(msg string, args ...any) {
 
 // Stop waits until every held Observation is stored or ctx ends, then stops
 // the publisher; what it still held then is reported through done with
-// ErrStopped, counted and logged. Callers stop enqueuing first. Stop is
-// idempotent.
+// ErrStopped, counted in chattap_observations_lost_total and logged, and
+// Stop returns an error saying how many. Enqueue refuses new Observations
+// once Stop gave up waiting. Stop is idempotent: a second call returns
+// the first one's result.
 func (p *Publisher) Stop(ctx context.Context) error {
-	var err error
 	p.stopOnce.Do(func() {
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
@@ -207,6 +260,9 @@ func (p *Publisher) Stop(ctx context.Context) error {
 			case <-tick.C:
 			}
 		}
+		p.mu.Lock()
+		p.stopped = true
+		p.mu.Unlock()
 		close(p.stopping)
 		p.done.Wait()
 		p.retries.Wait()
@@ -219,11 +275,10 @@ func (p *Publisher) Stop(ctx context.Context) error {
 			}
 			break
 		}
-		if n := p.held.Load(); n > 0 {
-			p.metrics.Lost(n)
-			err = fmt.Errorf("stopped with %d observations not stored", n)
+		if n := p.lost.Load(); n > 0 {
+			p.stopErr = fmt.Errorf("stopped with %d observations not stored", n)
 			p.log.Error("publisher stopped before the broker stored every observation", "lost", n)
 		}
 	})
-	return err
+	return p.stopErr
 }

@@ -17,6 +17,7 @@ type Ingest struct {
 	dropped       prometheus.Counter
 	lost          prometheus.Counter
 	ackMissed     prometheus.Counter
+	tooLarge      prometheus.Counter
 	buffered      prometheus.Gauge
 }
 
@@ -32,6 +33,7 @@ func NewIngest(r *Registry) *Ingest {
 		dropped:       r.counter("chattap_observations_dropped_total", "Observations dropped because the publish buffer was full."),
 		lost:          r.counter("chattap_observations_lost_total", "Observations still unpublished when chattap stopped."),
 		ackMissed:     r.counter("chattap_tap_sync_ack_missed_total", "Exchanges in sync mode that went through before JetStream acknowledged them."),
+		tooLarge:      r.counter("chattap_observations_too_large_total", "Observations larger than the broker's max_payload, stored without their payload (or refused, on /userlike/addon)."),
 		buffered:      r.gauge("chattap_observations_buffered", "Observations held in memory, not yet acknowledged by JetStream."),
 	}
 }
@@ -96,6 +98,13 @@ func (m *Ingest) Lost(n int64) {
 func (m *Ingest) AckMissed() {
 	if m != nil {
 		m.ackMissed.Inc()
+	}
+}
+
+// TooLarge counts one Observation over the broker's max_payload.
+func (m *Ingest) TooLarge() {
+	if m != nil {
+		m.tooLarge.Inc()
 	}
 }
 
