@@ -13,12 +13,12 @@ import (
 
 // Options configure the taps. The env tags are read by cmd/chattap.
 type Options struct {
-	BotWebhookURL      string        `env:"CHATTAP_BOT_WEBHOOK_URL" help:"the bot server's webhook URL; empty: chattap answers webhooks itself with {}"`
+	BotWebhookURL      string        `env:"CHATTAP_BOT_WEBHOOK_URL" secret:"url" help:"the bot server's webhook URL; empty: chattap answers webhooks itself with {}"`
 	WebhookToken       string        `env:"CHATTAP_WEBHOOK_TOKEN" secret:"true" help:"expected SECURITY-TOKEN header on webhooks from Userlike"`
-	UserlikeAPIURL     string        `env:"CHATTAP_USERLIKE_API_URL" help:"the Userlike API URL that /userlike/api forwards to"`
-	ChannelOutboundURL string        `env:"CHATTAP_CHANNEL_OUTBOUND_URL" help:"your channel server's endpoint that /userlike/channel/outbound forwards to"`
+	UserlikeAPIURL     string        `env:"CHATTAP_USERLIKE_API_URL" secret:"url" help:"the Userlike API URL that /userlike/api forwards to"`
+	ChannelOutboundURL string        `env:"CHATTAP_CHANNEL_OUTBOUND_URL" secret:"url" help:"your channel server's endpoint that /userlike/channel/outbound forwards to"`
 	ChannelOutboundTok string        `env:"CHATTAP_CHANNEL_OUTBOUND_TOKEN" secret:"true" help:"expected API-SECURITY-TOKEN on outbound calls from Userlike"`
-	ChannelInboundURL  string        `env:"CHATTAP_CHANNEL_INBOUND_URL" help:"the Userlike Inbound URL that /userlike/channel/inbound forwards to"`
+	ChannelInboundURL  string        `env:"CHATTAP_CHANNEL_INBOUND_URL" secret:"url" help:"the Userlike Inbound URL that /userlike/channel/inbound forwards to"`
 	AddonToken         string        `env:"CHATTAP_ADDON_TOKEN" secret:"true" help:"expected token on add-on callbacks (token query parameter or X-Chattap-Token header)"`
 	AdminToken         string        `env:"CHATTAP_ADMIN_TOKEN" secret:"true" help:"bearer token for /admin/* and /debugger; empty: those are off"`
 	MaxBodyBytes       int64         `env:"CHATTAP_MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body a tap accepts (413 beyond); also the largest reply recorded"`
@@ -50,7 +50,7 @@ func (o *Options) Validate() error {
 		}
 		parsed, err := url.Parse(u.val)
 		if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL with a host", u.env, redactURL(u.val)))
+			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL with a host", u.env, RedactURL(u.val)))
 		}
 	}
 	if o.MaxBodyBytes <= 0 {
@@ -79,7 +79,7 @@ func (o *Options) Validate() error {
 
 // redactURL drops the user info and query of a URL, which may hold a
 // secret, before it is written anywhere.
-func redactURL(s string) string {
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparseable URL)"

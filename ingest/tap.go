@@ -235,7 +235,7 @@ func (t *tap) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) {
 		msg = "caller went away"
 	}
-	t.srv.Log.Warn("upstream failed", "route", t.route, "upstream", redactURL(t.target.String()), "err", err)
+	t.srv.Log.Warn("upstream failed", "route", t.route, "upstream", RedactURL(t.target.String()), "err", err)
 	t.record(st.request, http.StatusBadGateway)
 	encodeError(w, http.StatusBadGateway, msg)
 }

@@ -17,7 +17,7 @@ import (
 // SegmentOptions configure the Segment sink.
 type SegmentOptions struct {
 	WriteKey string        `env:"CHATTAP_SEGMENT_WRITE_KEY" secret:"true" help:"Segment source write key; when set, the Segment sink is on"`
-	Endpoint string        `env:"CHATTAP_SEGMENT_ENDPOINT" envDefault:"https://api.segment.io" help:"any Segment-compatible receiver of /v1/batch (Segment, RudderStack, Jitsu, …)"`
+	Endpoint string        `env:"CHATTAP_SEGMENT_ENDPOINT" secret:"url" envDefault:"https://api.segment.io" help:"any Segment-compatible receiver of /v1/batch (Segment, RudderStack, Jitsu, …)"`
 	Timeout  time.Duration `env:"CHATTAP_SEGMENT_TIMEOUT" envDefault:"10s" help:"time limit of one request to the Segment endpoint"`
 }
 

@@ -20,10 +20,12 @@ type brokerConn struct {
 }
 
 // openBroker connects to CHATTAP_NATS_URL, or starts the embedded server
-// on CHATTAP_DATA_DIR and connects to it in process, then declares the
-// streams and buckets. listen says whether the embedded server may also
-// listen on CHATTAP_NATS_LISTEN (serve) or stays private (the tools).
-func openBroker(ctx context.Context, c *config, log *slog.Logger, listen bool) (*brokerConn, error) {
+// on CHATTAP_DATA_DIR and connects to it in process. serve declares the
+// streams and buckets (and may let the embedded server listen on
+// CHATTAP_NATS_LISTEN); the tools only check they exist, so a shell with
+// other CHATTAP_* values never changes a deployment's retention or
+// replicas.
+func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*brokerConn, error) {
 	b := &brokerConn{}
 	var err error
 	if c.NatsURL != "" {
@@ -34,7 +36,7 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, listen bool) (
 		log.Info("connected to NATS", "server", b.nc.ConnectedUrlRedacted(), "version", b.nc.ConnectedServerVersion())
 	} else {
 		o := broker.EmbeddedOptions{StoreDir: c.DataDir}
-		if listen {
+		if serve {
 			o.Listen = c.NatsListen
 		}
 		if b.emb, err = broker.StartEmbedded(o); err != nil {
@@ -52,7 +54,12 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, listen bool) (
 	}
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := broker.Ensure(ectx, b.js, c.streamOptions()); err != nil {
+	if serve {
+		err = broker.Ensure(ectx, b.js, c.streamOptions())
+	} else if err = broker.Check(ectx, b.js); err != nil {
+		err = fmt.Errorf("%w (has chattap serve run with this CHATTAP_DATA_DIR or CHATTAP_NATS_URL?)", err)
+	}
+	if err != nil {
 		b.close(ctx)
 		return nil, err
 	}

@@ -153,13 +153,21 @@ func namedParseErrors(err error, vars map[string]string) []error {
 		}
 		name := pe.Name
 		for _, f := range fields {
-			if _, set := vars[f.Env]; set && f.Field == pe.Name {
+			if _, set := vars[f.Env]; set && f.Field == pe.Name && !parses(f, vars[f.Env]) {
 				name = f.Env
 			}
 		}
 		out = append(out, fmt.Errorf("%s: %q: %v", name, vars[name], pe.Err))
 	}
 	return out
+}
+
+// parses reports whether value is valid for the setting's type: the env
+// library names only the Go field of a bad value, and several options
+// structs share field names (Timeout), so this finds which variable it was.
+func parses(f setting, value string) bool {
+	probe := reflect.New(reflect.StructOf([]reflect.StructField{{Name: "V", Type: f.Value.Type(), Tag: `env:"V"`}}))
+	return env.ParseWithOptions(probe.Interface(), env.Options{Environment: map[string]string{"V": value}}) == nil
 }
 
 func unjoin(err error) []error {
@@ -181,7 +189,7 @@ func joinLines(errs []error) error {
 // setting is one configuration variable as `chattap config` lists it.
 type setting struct {
 	Env, Default, Help, Field string
-	Secret                    string // "true": a secret; "url": a URL that may hold one
+	Secret                    string // "true": a secret; "url": URLs whose user info and query may hold one
 	Value                     reflect.Value
 }
 
@@ -227,8 +235,12 @@ func (s setting) shown() string {
 		return ""
 	case s.Secret == "true":
 		return "(set, redacted)"
-	case s.Secret == "url" && strings.Contains(text, "@"):
-		return "(set, holds credentials: redacted)"
+	case s.Secret == "url":
+		urls := strings.Split(text, ",")
+		for i, u := range urls {
+			urls[i] = ingest.RedactURL(strings.TrimSpace(u))
+		}
+		return strings.Join(urls, ",")
 	}
 	return text
 }

@@ -249,15 +249,65 @@ func TestInvalidConfigurationIsReportedAllAtOnce(t *testing.T) {
 	}
 }
 
+func TestBadValueIsNamedByItsOwnVariable(t *testing.T) {
+	// Both sinks' options have a field named Timeout.
+	err := run(t.Context(), []string{"config"}, []string{"CHATTAP_SEGMENT_TIMEOUT=soon", "CHATTAP_WEBHOOK_SINK_TIMEOUT=5s"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "CHATTAP_SEGMENT_TIMEOUT") || strings.Contains(err.Error(), "CHATTAP_WEBHOOK_SINK_TIMEOUT") {
+		t.Fatalf("got %v, want the error to name CHATTAP_SEGMENT_TIMEOUT only", err)
+	}
+}
+
+// TestToolsLeaveStreamSettingsAlone runs a maintenance command with a
+// default environment against a store made with other settings.
+func TestToolsLeaveStreamSettingsAlone(t *testing.T) {
+	dir := t.TempDir()
+	in := start(t, "CHATTAP_DATA_DIR="+dir, "CHATTAP_RETENTION=720h", "CHATTAP_FILE_SINK_PATH=")
+	in.stop(t)
+	if err := run(t.Context(), []string{"dlq", "list"}, []string{"CHATTAP_DATA_DIR=" + dir}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// Read the stream as stored, declaring nothing.
+	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := emb.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	info, err := js.Stream(t.Context(), spec.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := info.CachedInfo().Config.MaxAge; age != 720*time.Hour {
+		t.Errorf("CHATTAP_RAW MaxAge = %v after `dlq list`, want the 720h serve set", age)
+	}
+	nc.Close()
+	emb.Shutdown()
+	if err := run(t.Context(), []string{"dlq", "list"}, []string{"CHATTAP_DATA_DIR=" + t.TempDir()}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "chattap serve") {
+		t.Errorf("a tool on an empty store: %v, want an error that says serve has not run there", err)
+	}
+}
+
 func TestConfigCommandRedactsSecrets(t *testing.T) {
 	var out bytes.Buffer
-	err := run(t.Context(), []string{"config"}, []string{"CHATTAP_WEBHOOK_TOKEN=hunter2", "CHATTAP_NATS_URL=nats://user:pw@host:4222", "CHATTAP_LISTEN_ADDR=:9999"}, &out, io.Discard)
+	err := run(t.Context(), []string{"config"}, []string{"CHATTAP_WEBHOOK_TOKEN=hunter2", "CHATTAP_NATS_URL=nats://user:pw@host:4222,nats://other:4222",
+		"CHATTAP_LISTEN_ADDR=:9999", "CHATTAP_BOT_WEBHOOK_URL=https://bot:s3cret@bot.example/hook?token=abc",
+		"CHATTAP_CHANNEL_INBOUND_URL=https://in.example/in?api_key=SECRETKEY", "CHATTAP_SEGMENT_ENDPOINT=https://u:p@seg.example"}, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
-	if strings.Contains(s, "hunter2") || strings.Contains(s, "pw@") {
-		t.Errorf("config printed a secret:\n%s", s)
+	for _, secret := range []string{"hunter2", "pw@", "s3cret", "token=abc", "SECRETKEY", "u:p@"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("config printed the secret %q:\n%s", secret, s)
+		}
+	}
+	for _, shown := range []string{"https://bot.example/hook?…", "nats://host:4222,nats://other:4222", "https://seg.example"} {
+		if !strings.Contains(s, shown) {
+			t.Errorf("config does not show %q (the URL without its secrets):\n%s", shown, s)
+		}
 	}
 	for _, want := range []string{"CHATTAP_WEBHOOK_TOKEN", "(set, redacted)", ":9999", "CHATTAP_MAX_BODY_BYTES", "1048576"} {
 		if !strings.Contains(s, want) {

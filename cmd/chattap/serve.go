@@ -125,9 +125,16 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 // delivered again after the next start.
 func (p *process) stop(ctx context.Context) {
 	if p.http != nil {
-		if err := p.http.Shutdown(ctx); err != nil {
-			p.log.Warn("http shutdown", "err", err)
+		// Exchanges still waiting on a slow upstream get half the budget;
+		// then their connections are closed, which cancels them (and
+		// records them as 502s), so the publisher keeps time to flush.
+		deadline, _ := ctx.Deadline()
+		hctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+		if err := p.http.Shutdown(hctx); err != nil {
+			p.log.Warn("http shutdown: closing the exchanges still open", "err", err)
+			_ = p.http.Close()
 		}
+		cancel()
 	}
 	if p.pub != nil {
 		if err := p.pub.Stop(ctx); err != nil {
