@@ -36,6 +36,7 @@ type bench struct {
 	children []*child
 	ack      string // CHATTAP_TAP_ACK of the e2e, conns and state scenarios
 	defAck   string // chattap's default
+	round    int    // of the tap-overhead scenarios, in conversation ids
 }
 
 func newBench(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
@@ -160,6 +161,7 @@ func (b *bench) startChattap(ctx context.Context, name string, o chattapOptions)
 	if o.ack != "" {
 		env = append(env, "CHATTAP_TAP_ACK="+o.ack)
 	}
+	env = append(env, b.cfg.childEnv...)
 	c := &chattap{url: "http://" + addr, dataDir: o.dataDir}
 	if o.natsListen {
 		natsAddr, err := freeAddr()

@@ -214,3 +214,25 @@ func TestWorkloadIsRealistic(t *testing.T) {
 		t.Fatal("light mode answers more than a greeting")
 	}
 }
+
+func TestMergeRoundsTakesMedians(t *testing.T) {
+	rounds := [][]throughputRow{
+		{{Scenario: "a", ReqPerSec: 100, P99ms: 9, Requests: 10, Failures: 1, PeakRSSMB: 50}, {Scenario: "b", ReqPerSec: 7}},
+		{{Scenario: "a", ReqPerSec: 300, P99ms: 1, Requests: 30, PeakRSSMB: 70}},
+		{{Scenario: "a", ReqPerSec: 200, P99ms: 5, Requests: 20, PeakRSSMB: 60}},
+	}
+	got := mergeRounds(rounds)
+	if len(got) != 2 || got[0].Scenario != "a" || got[1].Scenario != "b" {
+		t.Fatalf("rows %+v", got)
+	}
+	a := got[0]
+	if a.ReqPerSec != 200 || a.P99ms != 5 || a.Requests != 60 || a.Failures != 1 || a.PeakRSSMB != 70 {
+		t.Fatalf("merged %+v", a)
+	}
+	if got[1].ReqPerSec != 7 {
+		t.Fatalf("a single round is kept as it is: %+v", got[1])
+	}
+	if median([]float64{4, 1, 3, 2}) != 2.5 {
+		t.Fatal("median of an even count")
+	}
+}

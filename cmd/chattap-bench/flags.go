@@ -32,7 +32,8 @@ type config struct {
 	duration       time.Duration
 	warmup         time.Duration
 	requests       int64
-	rate           float64
+	rounds         int
+	rates          []float64
 	growthConns    []int
 	states         []int
 	stateDuration  time.Duration
@@ -45,6 +46,20 @@ type config struct {
 	jsonPath       string
 	keep           bool
 	seed           uint64
+	childEnv       envList
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 var errUsage = errors.New("usage")
@@ -60,7 +75,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "d", 0, "measured time of each throughput scenario (default 8s, -quick 3s)")
 	fs.DurationVar(&c.warmup, "warmup", 0, "unmeasured warm-up before each measurement (default 1s, -quick 500ms)")
 	fs.Int64Var(&c.requests, "n", 0, "if set, each throughput scenario sends this many requests instead of running for -d")
-	fs.Float64Var(&c.rate, "rate", 1000, "also measure direct, baseline and chattap at this fixed request rate (open loop, latency from when each request was due); 0: do not")
+	var rates string
+	fs.StringVar(&rates, "rates", "", "also measure direct, baseline, chattap and e2e at these fixed request rates (open loop, latency from when each request was due; default 200,1000, -quick 500); 0: do not")
+	fs.IntVar(&c.rounds, "rounds", 0, "rounds of the direct, baseline and chattap scenarios, each figure the median over them (default 3, -quick 1)")
 	fs.StringVar(&growth, "growth-conns", "1,16,64,256", "connection counts of the conns scenario")
 	fs.StringVar(&states, "states", "", "conversations in state of the state scenario (default 1000,100000; -quick 1000; 1000000 is possible but slow)")
 	fs.DurationVar(&c.stateDuration, "state-d", 0, "measured time at each state size (default 5s, -quick 3s)")
@@ -72,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.chattapBin, "chattap", "", "a chattap binary to run (default: go build ./cmd/chattap)")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (chattap's data and logs)")
+	fs.Var(&c.childEnv, "env", "KEY=VALUE added to every chattap child's environment (repeatable), to measure a setting, e.g. -env CHATTAP_DEDUP_WINDOW=1m")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the workload (texts, replies, conversation shapes)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,6 +130,31 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		states = "1000,100000"
 		if c.quick {
 			states = "1000"
+		}
+	}
+	if c.rounds <= 0 {
+		c.rounds = 3
+		if c.quick {
+			c.rounds = 1
+		}
+	}
+	if rates == "" {
+		rates = "200,1000"
+		if c.quick {
+			rates = "500"
+		}
+	}
+	for f := range strings.SplitSeq(rates, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r < 0 || r > 1e6 {
+			fmt.Fprintf(stderr, "chattap-bench: -rates: %q is not a rate\n", f)
+			return nil, errUsage
+		}
+		if r > 0 {
+			c.rates = append(c.rates, r)
 		}
 	}
 	var err error

@@ -23,7 +23,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 		DefaultAck: b.defAck,
 		Ack:        b.ack,
 		Conns:      cfg.conns,
-		Rate:       cfg.rate,
+		Rounds:     cfg.rounds,
 	}
 	note := func(scenario string, err error) {
 		if err != nil {
@@ -31,43 +31,70 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", scenario, err))
 		}
 	}
-	if cfg.has(scDirect) {
-		b.logf("direct: client → bot, %d connections", cfg.conns)
-		if cfg.rate > 0 {
-			res := b.loadAt(ctx, "direct-rate", b.botURL)
-			rep.Fixed = append(rep.Fixed, rowOf("direct (client → bot)", cfg.conns, "", res, 0, ""))
+	// The tap-overhead scenarios run in rounds, each a fresh set of
+	// children, and each figure is the median over the rounds: on a shared
+	// machine a neighbour's burst then weighs on one round, not on one
+	// scenario.
+	var thr, fixed [][]throughputRow
+	for round := 1; round <= cfg.rounds; round++ {
+		b.round = round
+		var t, f []throughputRow
+		if cfg.has(scDirect) {
+			b.logf("direct: client → bot, %d connections (round %d of %d)", cfg.conns, round, cfg.rounds)
+			for _, rate := range cfg.rates {
+				res := b.loadAt(ctx, "direct-rate", b.botURL, rate)
+				f = append(f, rowOf(atRate("direct (client → bot)", rate), cfg.conns, "", res, 0, ""))
+			}
+			res := b.load(ctx, "direct", b.botURL, cfg.conns)
+			t = append(t, rowOf("direct (client → bot)", cfg.conns, "", res, 0, ""))
 		}
-		res := b.load(ctx, "direct", b.botURL, cfg.conns)
-		rep.Throughput = append(rep.Throughput, rowOf("direct (client → bot)", cfg.conns, "", res, 0, ""))
-	}
-	if cfg.has(scBaseline) {
-		b.logf("baseline: client → httputil.ReverseProxy → bot, %d connections", cfg.conns)
-		note(scBaseline, b.baseline(ctx, rep))
-	}
-	for _, mode := range []string{scAsync, scSync} {
-		if !cfg.has(mode) {
-			continue
-		}
-		b.logf("chattap %s: client → chattap → bot, %d connections", mode, cfg.conns)
-		row, fixed, err := b.chattapThroughput(ctx, "chattap "+mode, mode, mode, cfg.conns, cfg.rate)
-		note("chattap "+mode, err)
-		if err == nil {
-			rep.Throughput = append(rep.Throughput, row)
-			if fixed != nil {
-				rep.Fixed = append(rep.Fixed, *fixed)
+		if cfg.has(scBaseline) {
+			b.logf("baseline: client → httputil.ReverseProxy → bot, %d connections (round %d of %d)", cfg.conns, round, cfg.rounds)
+			row, rows, err := b.baseline(ctx)
+			note(scBaseline, err)
+			if err == nil {
+				t, f = append(t, row), append(f, rows...)
 			}
 		}
+		for _, mode := range []string{scAsync, scSync} {
+			if !cfg.has(mode) {
+				continue
+			}
+			b.logf("chattap %s: client → chattap → bot, %d connections (round %d of %d)", mode, cfg.conns, round, cfg.rounds)
+			row, rows, err := b.chattapThroughput(ctx, "chattap "+mode, mode, mode, cfg.conns, cfg.rates)
+			note("chattap "+mode, err)
+			if err == nil {
+				t, f = append(t, row), append(f, rows...)
+			}
+		}
+		thr, fixed = append(thr, t), append(fixed, f)
+		if ctx.Err() != nil {
+			break
+		}
 	}
+	rep.Throughput, rep.Fixed = mergeRounds(thr), mergeRounds(fixed)
+	b.round = 0
 	if cfg.has(scE2E) {
 		b.logf("e2e: sustained load for %s through chattap (%s) until the receiver has every event", cfg.e2eDuration, b.ack)
-		e, err := b.endToEnd(ctx)
+		e, err := b.endToEnd(ctx, 0)
 		note(scE2E, err)
-		rep.E2E = e
+		if e != nil {
+			rep.E2E = append(rep.E2E, *e)
+		}
+		if len(cfg.rates) > 0 {
+			rate := cfg.rates[len(cfg.rates)-1]
+			b.logf("e2e: %s at %.0f requests/s (open loop) through chattap (%s)", cfg.e2eDuration, rate, b.ack)
+			e, err := b.endToEnd(ctx, rate)
+			note(scE2E, err)
+			if e != nil {
+				rep.E2E = append(rep.E2E, *e)
+			}
+		}
 	}
 	if cfg.has(scConns) {
 		for _, n := range cfg.growthConns {
 			b.logf("growth: chattap (%s), %d connections", b.ack, n)
-			row, _, err := b.chattapThroughput(ctx, fmt.Sprintf("growth: chattap %s", b.ack), fmt.Sprintf("conns-%d", n), b.ack, n, 0)
+			row, _, err := b.chattapThroughput(ctx, fmt.Sprintf("growth: chattap %s", b.ack), fmt.Sprintf("conns-%d", n), b.ack, n, nil)
 			note(fmt.Sprintf("growth %d connections", n), err)
 			if err == nil {
 				rep.Growth = append(rep.Growth, row)
@@ -89,7 +116,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 // load runs the standard measurement against url: fresh conversations,
 // -c (or n) connections, -warmup then -d (or -n requests).
 func (b *bench) load(ctx context.Context, scenario, url string, conns int) *loadResult {
-	lc := loadConfig{scenario: scenario, url: url, conns: conns, warmup: b.cfg.warmup, duration: b.cfg.duration}
+	lc := loadConfig{scenario: fmt.Sprintf("%s-r%d", scenario, b.round), url: url, conns: conns, warmup: b.cfg.warmup, duration: b.cfg.duration}
 	if b.cfg.requests > 0 {
 		lc.duration, lc.requests = 0, b.cfg.requests
 	}
@@ -101,46 +128,50 @@ func (b *bench) load(ctx context.Context, scenario, url string, conns int) *load
 	return res
 }
 
-// loadAt measures url at the fixed -rate for -d (open loop).
-func (b *bench) loadAt(ctx context.Context, scenario, url string) *loadResult {
-	lc := loadConfig{scenario: scenario, url: url, conns: b.cfg.conns, warmup: b.cfg.warmup, duration: b.cfg.duration, rate: b.cfg.rate}
+// loadAt measures url at a fixed rate for -d (open loop).
+func (b *bench) loadAt(ctx context.Context, scenario, url string, rate float64) *loadResult {
+	lc := loadConfig{scenario: fmt.Sprintf("%s-%.0f-r%d", scenario, rate, b.round), url: url, conns: b.cfg.conns, warmup: b.cfg.warmup, duration: b.cfg.duration, rate: rate}
 	res := runLoad(ctx, b.work, b.run, lc)
-	b.logf("  at %.0f/s: %d requests, p50 %.2f ms, p99 %.2f ms, %d failures", b.cfg.rate, res.Requests, ms(res.Lat.percentile(50)), ms(res.Lat.percentile(99)), res.Failures)
+	b.logf("  at %.0f/s: %d requests, p50 %.2f ms, p99 %.2f ms, %d failures", rate, res.Requests, ms(res.Lat.percentile(50)), ms(res.Lat.percentile(99)), res.Failures)
+	for _, s := range res.Samples {
+		b.logf("  failure: %s", s)
+	}
 	return res
 }
 
-func (b *bench) baseline(ctx context.Context, rep *report) error {
+func atRate(label string, rate float64) string { return fmt.Sprintf("%s @ %.0f/s", label, rate) }
+
+func (b *bench) baseline(ctx context.Context) (throughputRow, []throughputRow, error) {
 	ch, url, err := b.startBaseline(ctx)
 	if err != nil {
-		return err
+		return throughputRow{}, nil, err
 	}
 	defer ch.stop()
-	if b.cfg.rate > 0 {
-		res := b.loadAt(ctx, "baseline-rate", url)
-		rep.Fixed = append(rep.Fixed, rowOf("baseline (client → ReverseProxy → bot)", b.cfg.conns, "", res, 0, ""))
+	var fixed []throughputRow
+	for _, rate := range b.cfg.rates {
+		res := b.loadAt(ctx, "baseline-rate", url, rate)
+		fixed = append(fixed, rowOf(atRate("baseline (client → ReverseProxy → bot)", rate), b.cfg.conns, "", res, 0, ""))
 	}
 	res := b.load(ctx, "baseline", url, b.cfg.conns)
 	peak, _, _ := ch.memory()
-	rep.Throughput = append(rep.Throughput, rowOf("baseline (client → ReverseProxy → bot)", b.cfg.conns, "", res, peak, "same Transport tuning as chattap's taps"))
-	return nil
+	return rowOf("baseline (client → ReverseProxy → bot)", b.cfg.conns, "", res, peak, "chattap's Transport tuning"), fixed, nil
 }
 
 // chattapThroughput measures one fresh chattap: load, then the wait for
 // its events to reach the receiver (so the peak RSS includes working off
 // the backlog), then its peak RSS.
-func (b *bench) chattapThroughput(ctx context.Context, label, scenario, ack string, conns int, rate float64) (throughputRow, *throughputRow, error) {
+func (b *bench) chattapThroughput(ctx context.Context, label, scenario, ack string, conns int, rates []float64) (throughputRow, []throughputRow, error) {
 	b.recv.reset()
 	c, err := b.startChattap(ctx, "chattap-"+scenario, chattapOptions{ack: ack})
 	if err != nil {
 		return throughputRow{}, nil, err
 	}
 	defer c.stop()
-	var fixed *throughputRow
-	if rate > 0 {
-		res := b.loadAt(ctx, scenario+"-rate", c.url+"/userlike/webhook")
+	var fixed []throughputRow
+	for _, rate := range rates {
+		res := b.loadAt(ctx, scenario+"-rate", c.url+"/userlike/webhook", rate)
 		st := b.waitDelivered(ctx, int(res.Expected), b.cfg.drainWait, 3*time.Second)
-		row := rowOf(label, conns, ack, res, 0, fmt.Sprintf("events at receiver %d of %d", st.Distinct, res.Expected))
-		fixed = &row
+		fixed = append(fixed, rowOf(atRate(label, rate), conns, ack, res, 0, fmt.Sprintf("events at receiver %d of %d", st.Distinct, res.Expected)))
 		b.recv.reset()
 	}
 	res := b.load(ctx, scenario, c.url+"/userlike/webhook", conns)
@@ -176,7 +207,7 @@ func recordNotes(ctr map[string]float64) string {
 // endToEnd drives sustained load through chattap, then waits until the
 // receiver has every event the mapper should have made, and checks that
 // none is missing or doubled.
-func (b *bench) endToEnd(ctx context.Context) (*e2eRow, error) {
+func (b *bench) endToEnd(ctx context.Context, rate float64) (*e2eRow, error) {
 	cfg := b.cfg
 	b.recv.reset()
 	c, err := b.startChattap(ctx, "chattap-e2e", chattapOptions{ack: b.ack})
@@ -184,7 +215,7 @@ func (b *bench) endToEnd(ctx context.Context) (*e2eRow, error) {
 		return nil, err
 	}
 	defer c.stop()
-	lc := loadConfig{scenario: "e2e", url: c.url + "/userlike/webhook", conns: cfg.conns, duration: cfg.e2eDuration}
+	lc := loadConfig{scenario: fmt.Sprintf("e2e-%.0f", rate), url: c.url + "/userlike/webhook", conns: cfg.conns, duration: cfg.e2eDuration, rate: rate}
 	res := runLoad(ctx, b.work, b.run, lc)
 	b.logf("  load: %d requests in %.1fs (%.0f/s), %d failures; waiting for %d events", res.Total, res.Elapsed.Seconds(), res.rate(), res.Failures, res.Expected)
 	st := b.waitDelivered(ctx, int(res.Expected), cfg.e2eWait, 20*time.Second)
@@ -195,6 +226,7 @@ func (b *bench) endToEnd(ctx context.Context) (*e2eRow, error) {
 	ctr := counters(ctx, c.url)
 	delays := b.recv.takeDelays()
 	e := &e2eRow{
+		Rate:  rate,
 		Conns: cfg.conns, Ack: b.ack, Requests: res.Total, Failures: res.Failures, LoadSeconds: res.Elapsed.Seconds(),
 		RequestsPerSec: float64(res.Total) / res.Elapsed.Seconds(),
 		Expected:       res.Expected, Delivered: st.Distinct, Duplicates: st.Duplicates,
