@@ -27,6 +27,10 @@ type batcher struct {
 	mu     sync.RWMutex // held for reading while sending on in, for writing to close it
 	closed bool
 	in     chan item
+	// quit is closed first by close, so an add blocked on a full queue
+	// gives up at once instead of holding mu until a send returns.
+	quit     chan struct{}
+	quitOnce sync.Once
 
 	slots   chan struct{} // one per running send
 	sending sync.WaitGroup
@@ -39,6 +43,7 @@ func newBatcher(size int, linger time.Duration, workers int, send func([]item)) 
 		linger:  linger,
 		send:    send,
 		in:      make(chan item, max(1, size)),
+		quit:    make(chan struct{}),
 		slots:   make(chan struct{}, max(1, workers)),
 		loopEnd: make(chan struct{}),
 	}
@@ -46,7 +51,7 @@ func newBatcher(size int, linger time.Duration, workers int, send func([]item)) 
 	return b
 }
 
-// add queues it; it blocks while the queue is full. After close it
+// add queues it; it blocks while the queue is full. Once close began it
 // reports ErrClosed.
 func (b *batcher) add(it item) {
 	b.mu.RLock()
@@ -55,8 +60,13 @@ func (b *batcher) add(it item) {
 		it.done(ErrClosed)
 		return
 	}
-	b.in <- it
-	b.mu.RUnlock()
+	select {
+	case b.in <- it:
+		b.mu.RUnlock()
+	case <-b.quit:
+		b.mu.RUnlock()
+		it.done(ErrClosed)
+	}
 }
 
 func (b *batcher) loop() {
@@ -109,6 +119,7 @@ func (b *batcher) loop() {
 // close stops intake, sends what is queued and waits until every send has
 // returned or ctx ends.
 func (b *batcher) close(ctx context.Context) error {
+	b.quitOnce.Do(func() { close(b.quit) })
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
