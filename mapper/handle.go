@@ -1,11 +1,13 @@
 package mapper
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/chattap/chattap/metrics"
@@ -13,8 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// maxConflicts bounds how often one Observation is mapped again after
-// losing a compare-and-set race before it is naked and tried later.
+// maxConflicts bounds how often one conversation's Observations are
+// mapped again after losing a compare-and-set race before they are naked
+// and tried later.
 const maxConflicts = 16
 
 // Nak delays: the first retry soon, then doubling up to a ceiling that
@@ -32,85 +35,188 @@ func decodeObservation(data []byte) (*spec.Observation, error) {
 	return &obs, nil
 }
 
-// handle maps one Observation and settles it: ack when it is done with
-// (mapped, empty, duplicate, unmappable, recording off), nak with a delay
-// when publishing or the bucket failed.
-func (r *Runner) handle(j job) {
-	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
-	defer cancel()
-	result, err := r.process(ctx, j.obs)
-	settle := r.ack
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrUnmappable):
-		r.log.Warn("mapper: observation is unmappable, acked", "observation", j.obs.ID, "source", j.obs.Source, "kind", j.obs.Kind, "err", err)
-		result = metrics.MapperUnmappable
-	default:
-		delay := nakDelay(j.msg)
-		r.log.Warn("mapper: observation naked", "observation", j.obs.ID, "source", j.obs.Source, "kind", j.obs.Kind, "retry_in", delay, "err", err)
-		result = metrics.MapperRetry
-		settle = func(msg jetstream.Msg) { _ = msg.NakWithDelay(delay) }
-	}
-	// Counted before it is settled, so whoever sees the ack sees the count.
-	r.metrics.Observation(sourceLabel(j.obs.Source), result, time.Since(j.taken))
-	settle(j.msg)
+// task is one Observation of a batch and what became of it.
+type task struct {
+	job
+	// out and data are the messages it yields and their JSON.
+	out  []spec.Message
+	data [][]byte
+	// result is the metrics result when it is acked.
+	result string
+	// err is set when this Observation alone failed: unmappable (acked)
+	// or anything else (naked).
+	err error
 }
 
-// process maps obs against its conversation's State until the State is
-// written without a conflict, publishing the messages first: a crash
-// between publish and write redelivers obs, which maps to the same
-// messages with the same messageIds, and JetStream drops them as
-// duplicates. It returns the metrics result.
-func (r *Runner) process(ctx context.Context, obs *spec.Observation) (string, error) {
-	set := r.settings()
-	if !set.RecordLiveChatEvents {
-		return metrics.MapperRecordOff, nil
+// group is the Observations of one conversation taken in one batch, in
+// stream order. They share one state read and one state write.
+type group struct {
+	// conversation is "" for an Observation that names none: it is mapped
+	// against the zero State and nothing is stored.
+	conversation string
+	tasks        []*task
+	st           State
+	rev          uint64
+	next         State
+	changed      bool
+	// err naks the whole group: reading state, publishing or writing
+	// state failed, so nothing of it may be acked.
+	err           error
+	publishFailed bool
+}
+
+// handleBatch maps a worker's batch of Observations and settles each: ack
+// when it is done with (mapped, empty, duplicate, unmappable, recording
+// off), nak with a delay when publishing or the bucket failed.
+//
+// The Observations of one conversation in the batch are mapped one after
+// the other on one State read; every message of the batch is published at
+// once and waited for; then each changed State is written with
+// compare-and-set, all at once; only then is anything acked.
+func (r *Runner) handleBatch(jobs []job, cache *stateCache) {
+	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
+	defer cancel()
+	tasks := make([]task, len(jobs))
+	for i := range jobs {
+		tasks[i].job = jobs[i]
 	}
-	if obs.ConversationID == "" {
-		// Nothing to remember: operator status, widget config, or a
-		// payload that names no conversation (which Map reports).
-		out, _, _, err := r.m.apply(obs, State{}, set)
-		if err != nil {
-			return "", err
+	groups := groupByConversation(tasks)
+	if set := r.settings(); set.RecordLiveChatEvents {
+		r.process(ctx, groups, set, cache)
+	} else {
+		for i := range tasks {
+			tasks[i].result = metrics.MapperRecordOff
 		}
-		if err := r.publish(ctx, out); err != nil {
-			return "", err
-		}
-		return resultOf(out), nil
 	}
-	for attempt := 1; ; attempt++ {
-		st, rev, err := r.store.get(ctx, obs.ConversationID)
-		if errors.Is(err, errBadState) {
-			r.log.Error("mapper: conversation state unreadable, mapping from scratch", "conversation_key", StateKey(obs.ConversationID), "err", err)
-		} else if err != nil {
-			return "", err
+	for _, g := range groups {
+		for _, t := range g.tasks {
+			r.settle(g, t)
 		}
-		if st.HasApplied(obs.ID) {
-			return metrics.MapperDuplicate, nil
-		}
-		out, next, changed, err := r.m.apply(obs, st, set)
-		if err != nil {
-			return "", err
-		}
-		if err := r.publish(ctx, out); err != nil {
-			r.metrics.PublishFailed()
-			return "", err
-		}
-		if !changed {
-			return resultOf(out), nil
-		}
-		err = r.store.put(ctx, obs.ConversationID, next, rev)
-		if errors.Is(err, errConflict) && attempt < maxConflicts {
-			// Another replica moved the conversation on: what it wrote may
-			// make some of these messages unnecessary, never different.
-			r.metrics.StateConflict()
+	}
+}
+
+func groupByConversation(tasks []task) []*group {
+	groups := make([]*group, 0, len(tasks))
+	index := make(map[string]*group, len(tasks))
+	for i := range tasks {
+		t := &tasks[i]
+		cid := t.obs.ConversationID
+		if cid == "" {
+			groups = append(groups, &group{tasks: []*task{t}})
 			continue
 		}
-		if err != nil {
-			return "", err
+		g := index[cid]
+		if g == nil {
+			g = &group{conversation: cid}
+			index[cid] = g
+			groups = append(groups, g)
 		}
-		return resultOf(out), nil
+		g.tasks = append(g.tasks, t)
 	}
+	return groups
+}
+
+// process maps groups against their conversations' States until every
+// State is written without a conflict (or a group failed), publishing the
+// messages before the State: a crash between publish and write
+// redelivers the Observations, which map to the same messages with the
+// same messageIds, and JetStream drops them as duplicates.
+func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings, cache *stateCache) {
+	pending := groups
+	for attempt := 1; len(pending) > 0; attempt++ {
+		r.load(ctx, pending, cache)
+		for _, g := range pending {
+			r.mapGroup(g, set)
+		}
+		r.publish(ctx, pending)
+		conflicted := r.write(ctx, pending, attempt, cache)
+		if len(conflicted) > 0 && attempt >= maxConflicts {
+			for _, g := range conflicted {
+				g.err = fmt.Errorf("write conversation state: %w, %d times", errConflict, attempt)
+			}
+			return
+		}
+		// Another replica moved these conversations on: what it wrote may
+		// make some of the messages already published unnecessary; those
+		// the new mapping yields again carry the same messageIds.
+		pending = conflicted
+	}
+}
+
+// load reads the State of every group that has a conversation, all at
+// once.
+func (r *Runner) load(ctx context.Context, groups []*group, cache *stateCache) {
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		if g.conversation == "" {
+			continue
+		}
+		read := func() {
+			st, rev, err := r.store.get(ctx, g.conversation, cache)
+			if errors.Is(err, errBadState) {
+				r.log.Error("mapper: conversation state unreadable, mapping from scratch", "conversation_key", StateKey(g.conversation), "err", err)
+				err = nil
+			}
+			g.st, g.rev, g.err = st, rev, err
+		}
+		if len(groups) == 1 {
+			read()
+		} else {
+			wg.Go(read)
+		}
+	}
+	wg.Wait()
+}
+
+// mapGroup maps the group's Observations in order, each on the State the
+// one before it left, and encodes their messages.
+func (r *Runner) mapGroup(g *group, set spec.Settings) {
+	cur := g.st
+	g.changed = false
+	for _, t := range g.tasks {
+		t.out, t.data, t.result, t.err = nil, nil, "", nil
+		if g.err != nil {
+			continue
+		}
+		if g.conversation != "" && cur.HasApplied(t.obs.ID) {
+			t.result = metrics.MapperDuplicate
+			continue
+		}
+		out, next, changed, err := r.m.apply(t.obs, cur, set)
+		if err == nil {
+			t.data, err = encodeMessages(out)
+		}
+		if err != nil {
+			// Its State is not kept: the next Observation maps as if
+			// this one had not come.
+			t.err = err
+			continue
+		}
+		t.out, t.result = out, resultOf(out)
+		if changed {
+			cur, g.changed = next, true
+		}
+	}
+	g.next = cur
+}
+
+func encodeMessages(out []spec.Message) ([][]byte, error) {
+	if len(out) == 0 {
+		return nil, nil
+	}
+	data := make([][]byte, len(out))
+	for i := range out {
+		m := &out[i]
+		if err := m.Validate(); err != nil {
+			return nil, &UnmappableError{Reason: fmt.Sprintf("mapping made an invalid message: %v", err)}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, &UnmappableError{Reason: fmt.Sprintf("encode message: %v", err)}
+		}
+		data[i] = b
+	}
+	return data, nil
 }
 
 func resultOf(out []spec.Message) string {
@@ -120,42 +226,127 @@ func resultOf(out []spec.Message) string {
 	return metrics.MapperMapped
 }
 
-// publish stores every message on CHATTAP_EVENTS, with its messageId as
-// Nats-Msg-Id, and returns once all are acknowledged. The publishes are
-// asynchronous so that an Observation's messages travel together.
-func (r *Runner) publish(ctx context.Context, out []spec.Message) error {
-	if len(out) == 0 {
-		return nil
+// publish stores every message of the groups on CHATTAP_EVENTS, with its
+// messageId as Nats-Msg-Id, and returns once each is acknowledged or
+// failed; a group with a failed message gets its err. The publishes are
+// asynchronous so that a batch's messages travel together.
+func (r *Runner) publish(ctx context.Context, groups []*group) {
+	type sent struct {
+		g   *group
+		msg *spec.Message
+		f   jetstream.PubAckFuture
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(out))
-	for i := range out {
-		m := &out[i]
-		if err := m.Validate(); err != nil {
-			return &UnmappableError{Reason: fmt.Sprintf("mapping made an invalid message: %v", err)}
+	var futures []sent
+	for _, g := range groups {
+		if g.err != nil {
+			continue
 		}
-		data, err := json.Marshal(m)
-		if err != nil {
-			return &UnmappableError{Reason: fmt.Sprintf("encode message: %v", err)}
-		}
-		f, err := r.js.PublishAsync(spec.EventSubject(m), data, jetstream.WithMsgID(m.MessageID))
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", m.MessageID, err)
-		}
-		futures = append(futures, f)
-	}
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if !ack.Duplicate {
-				r.metrics.Published(eventLabel(&out[i]))
+	tasks:
+		for _, t := range g.tasks {
+			for i := range t.out {
+				m := &t.out[i]
+				f, err := r.js.PublishAsync(spec.EventSubject(m), t.data[i], jetstream.WithMsgID(m.MessageID))
+				if err != nil {
+					g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
+					break tasks
+				}
+				futures = append(futures, sent{g: g, msg: m, f: f})
 			}
-		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", out[i].MessageID, err)
-		case <-ctx.Done():
-			return fmt.Errorf("publish %s: %w", out[i].MessageID, ctx.Err())
 		}
 	}
-	return nil
+	fail := func(s sent, err error) {
+		if s.g.err == nil {
+			s.g.err, s.g.publishFailed = fmt.Errorf("publish %s: %w", s.msg.MessageID, err), true
+		}
+	}
+	for _, s := range futures {
+		select {
+		case ack := <-s.f.Ok():
+			if !ack.Duplicate {
+				r.metrics.Published(eventLabel(s.msg))
+			}
+		case err := <-s.f.Err():
+			fail(s, err)
+		case <-ctx.Done():
+			fail(s, ctx.Err())
+		}
+	}
+}
+
+// write stores the next State of every changed group with compare-and-set
+// on the revision it was mapped on, and returns the groups that lost the
+// race. The first attempt writes all at once; later ones, rare, one by one
+// through the bucket's own Create and Update.
+func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache *stateCache) (conflicted []*group) {
+	type written struct {
+		g *group
+		f jetstream.PubAckFuture
+	}
+	var futures []written
+	for _, g := range groups {
+		if g.err != nil || g.conversation == "" || !g.changed {
+			continue
+		}
+		if attempt > 1 {
+			rev, err := r.store.put(ctx, g.conversation, g.next, g.rev)
+			switch {
+			case errors.Is(err, errConflict):
+				r.metrics.StateConflict()
+				conflicted = append(conflicted, g)
+			case err != nil:
+				g.err = err
+			default:
+				cache.put(g.conversation, g.next, rev)
+			}
+			continue
+		}
+		f, err := r.store.putAsync(g.conversation, g.next, g.rev)
+		if err != nil {
+			g.err = err
+			continue
+		}
+		futures = append(futures, written{g: g, f: f})
+	}
+	for _, w := range futures {
+		select {
+		case ack := <-w.f.Ok():
+			cache.put(w.g.conversation, w.g.next, ack.Sequence)
+		case err := <-w.f.Err():
+			if isWrongLastSequence(err) {
+				r.metrics.StateConflict()
+				conflicted = append(conflicted, w.g)
+			} else {
+				w.g.err = fmt.Errorf("write conversation state: %w", err)
+			}
+		case <-ctx.Done():
+			w.g.err = fmt.Errorf("write conversation state: %w", ctx.Err())
+		}
+	}
+	return conflicted
+}
+
+// settle acks or naks one Observation, after counting it, so whoever sees
+// the ack sees the count.
+func (r *Runner) settle(g *group, t *task) {
+	obs := t.obs
+	switch {
+	case errors.Is(t.err, ErrUnmappable):
+		r.log.Warn("mapper: observation is unmappable, acked", "observation", obs.ID, "source", obs.Source, "kind", obs.Kind, "err", t.err)
+		r.metrics.Observation(sourceLabel(obs.Source), metrics.MapperUnmappable, time.Since(t.taken))
+		r.ack(t.msg)
+	case g.err != nil || t.err != nil:
+		err := cmp.Or(g.err, t.err)
+		if g.publishFailed {
+			r.metrics.PublishFailed()
+		}
+		delay := nakDelay(t.msg)
+		r.log.Warn("mapper: observation naked", "observation", obs.ID, "source", obs.Source, "kind", obs.Kind, "retry_in", delay, "err", err)
+		r.metrics.Observation(sourceLabel(obs.Source), metrics.MapperRetry, time.Since(t.taken))
+		_ = t.msg.NakWithDelay(delay)
+	default:
+		r.metrics.Observation(sourceLabel(obs.Source), t.result, time.Since(t.taken))
+		r.ack(t.msg)
+	}
 }
 
 func (r *Runner) ack(msg jetstream.Msg) {

@@ -145,7 +145,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open conversation bucket: %w", err)
 	}
-	r.store = stateStore{kv: kv}
+	r.store = newStateStore(r.js, kv)
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, spec.StreamRaw, r.o.ConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("declare mapper consumer: %w", err)
@@ -236,14 +236,39 @@ func (r *Runner) dispatch(msg jetstream.Msg) {
 	}
 }
 
-// worker maps one shard's jobs in order until the runner stops.
+// maxBatch bounds the Observations a worker takes from its queue to map
+// together: whatever has queued up while it settled the last batch, so a
+// batch is one Observation when the stage keeps up and grows under load.
+const maxBatch = 64
+
+// cachedStates bounds the States the workers keep decoded, together: a
+// long conversation's State is some KB in memory.
+const cachedStates = 4096
+
+// worker maps one shard's jobs in order, in batches, until the runner
+// stops.
 func (r *Runner) worker(q chan job) {
 	defer r.workers.Done()
+	batch := make([]job, 0, maxBatch)
+	cache := newStateCache(max(16, cachedStates/r.o.Workers))
 	for {
 		select {
 		case j := <-q:
-			r.handle(j)
-			r.inflight.Done()
+			batch = append(batch[:0], j)
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case j := <-q:
+					batch = append(batch, j)
+				default:
+					break more
+				}
+			}
+			r.handleBatch(batch, cache)
+			for range batch {
+				r.inflight.Done()
+			}
+			clear(batch)
 		case <-r.work.Done():
 			for {
 				select {

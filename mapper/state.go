@@ -103,26 +103,31 @@ func (st *State) HasApplied(obsID string) bool {
 // string, a third of the size of a list of numbers.
 type Hashes []uint64
 
-// MarshalJSON implements json.Marshaler.
-func (h Hashes) MarshalJSON() ([]byte, error) {
+// MarshalText implements encoding.TextMarshaler: JSON carries it as one
+// string, and encoding/json copies it without re-parsing it as it would a
+// MarshalJSON result, which for a long conversation was most of the cost
+// of storing its State.
+func (h Hashes) MarshalText() ([]byte, error) {
 	raw := make([]byte, 8*len(h))
 	for i, v := range h {
 		binary.LittleEndian.PutUint64(raw[8*i:], v)
 	}
-	return json.Marshal(base64.RawURLEncoding.EncodeToString(raw))
+	out := make([]byte, base64.RawURLEncoding.EncodedLen(len(raw)))
+	base64.RawURLEncoding.Encode(out, raw)
+	return out, nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (h *Hashes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw)%8 != 0 {
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (h *Hashes) UnmarshalText(b []byte) error {
+	if len(b)%4 == 1 || base64.RawURLEncoding.DecodedLen(len(b))%8 != 0 {
 		return fmt.Errorf("hashes: not base64 of 8-byte words")
 	}
-	out := make(Hashes, len(raw)/8)
+	raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(b)))
+	n, err := base64.RawURLEncoding.Decode(raw, b)
+	if err != nil || n%8 != 0 {
+		return fmt.Errorf("hashes: not base64 of 8-byte words")
+	}
+	out := make(Hashes, n/8)
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint64(raw[8*i:])
 	}
