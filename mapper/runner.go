@@ -68,6 +68,11 @@ func (o RunnerOptions) Validate() error {
 // State was written; one it cannot map is acked and counted; a failure to
 // publish or to reach the bucket naks it with a delay that grows with
 // each delivery.
+//
+// Under load a worker settles what has queued up for it as one batch:
+// one State read and one compare-and-set write per conversation, every
+// message of the batch published at once, then the acks. PublishTimeout
+// bounds a whole batch.
 type Runner struct {
 	js       jetstream.JetStream
 	m        *Mapper
