@@ -20,7 +20,7 @@ type RunnerOptions struct {
 	Workers        int           `env:"CHATTAP_MAPPER_WORKERS" envDefault:"32" help:"conversations mapped at once; one conversation's observations are always mapped in order"`
 	MaxAckPending  int           `env:"CHATTAP_MAPPER_MAX_ACK_PENDING" envDefault:"2048" help:"observations the mapper consumer holds unacked at once, over all replicas"`
 	AckWait        time.Duration `env:"CHATTAP_MAPPER_ACK_WAIT" envDefault:"30s" help:"how long an observation may stay unacked before JetStream redelivers it"`
-	PublishTimeout time.Duration `env:"CHATTAP_MAPPER_PUBLISH_TIMEOUT" envDefault:"10s" help:"how long one observation may take to read state, publish its events and write state before it is naked"`
+	PublishTimeout time.Duration `env:"CHATTAP_MAPPER_PUBLISH_TIMEOUT" envDefault:"10s" help:"how long a worker's batch of observations may take to read state, publish its events and write state before it is naked"`
 }
 
 func (o RunnerOptions) withDefaults() RunnerOptions {
