@@ -129,6 +129,7 @@ type chattapOptions struct {
 	ack        string
 	dataDir    string // "": a fresh one
 	natsListen bool   // expose the embedded NATS server, to read the state bucket
+	env        []string
 }
 
 // chattap is a running chattap child and how to reach it.
@@ -162,6 +163,7 @@ func (b *bench) startChattap(ctx context.Context, name string, o chattapOptions)
 		env = append(env, "CHATTAP_TAP_ACK="+o.ack)
 	}
 	env = append(env, b.cfg.childEnv...)
+	env = append(env, o.env...)
 	c := &chattap{url: "http://" + addr, dataDir: o.dataDir}
 	if o.natsListen {
 		natsAddr, err := freeAddr()

@@ -72,7 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma list of scenarios to run: "+strings.Join(allScenarios, ", "))
 	fs.BoolVar(&c.quick, "quick", false, "shorter runs and smaller state (about a minute in all)")
 	fs.IntVar(&c.conns, "c", 32, "connections (concurrent closed-loop clients) of the direct, baseline, chattap and e2e scenarios")
-	fs.DurationVar(&c.duration, "d", 0, "measured time of each throughput scenario (default 8s, -quick 3s)")
+	fs.DurationVar(&c.duration, "d", 0, "measured time of each throughput scenario (default 4s, -quick 3s)")
 	fs.DurationVar(&c.warmup, "warmup", 0, "unmeasured warm-up before each measurement (default 1s, -quick 500ms)")
 	fs.Int64Var(&c.requests, "n", 0, "if set, each throughput scenario sends this many requests instead of running for -d")
 	var rates string
@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			*d = quick
 		}
 	}
-	def(&c.duration, 8*time.Second, 3*time.Second)
+	def(&c.duration, 4*time.Second, 3*time.Second)
 	def(&c.warmup, time.Second, 500*time.Millisecond)
 	def(&c.stateDuration, 5*time.Second, 3*time.Second)
 	def(&c.e2eDuration, 10*time.Second, 4*time.Second)
