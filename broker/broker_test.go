@@ -8,7 +8,6 @@ import (
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/broker/brokertest"
 	"github.com/chattap/chattap/spec"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestEnsureIsIdempotent(t *testing.T) {
@@ -63,15 +62,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 // server, which on these machines is nats-server 2.9.
 func TestEnsureOnExternalServer(t *testing.T) {
 	url := brokertest.ExternalURL(t)
-	nc, err := broker.Connect(url, "chattap-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := brokertest.Connect(t, url)
 	for range 2 {
 		if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
 			t.Fatalf("Ensure on %s (server %s): %v", url, nc.ConnectedServerVersion(), err)

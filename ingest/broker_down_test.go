@@ -2,38 +2,24 @@ package ingest_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chattap/chattap/broker"
+	"github.com/chattap/chattap/broker/brokertest"
 	"github.com/chattap/chattap/ingest"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBrokerDown stops the broker under a running tap: proxied exchanges
 // still go through and are recorded once it is back; the add-on callback,
 // which must not answer 200 for what was not stored, gets 503.
 func TestBrokerDown(t *testing.T) {
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	srv := startListening(t, dir, addr)
-	nc, err := broker.Connect("nats://"+addr, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dir, addr := t.TempDir(), brokertest.FreeAddr(t)
+	srv := brokertest.StartListening(t, dir, addr)
+	nc, js := brokertest.ConnectEnsured(t, "nats://"+addr)
 	bot := newUpstream(t, replyWith(http.StatusOK, nil, replyEvent1))
 	o := testOptions()
 	o.BotWebhookURL = bot.URL
@@ -60,7 +46,7 @@ func TestBrokerDown(t *testing.T) {
 		t.Errorf("publisher holds %d observations, want %d", held, 2*n)
 	}
 
-	startListening(t, dir, addr)
+	brokertest.StartListening(t, dir, addr)
 	waitFor(t, "buffer to drain", func() bool { return h.pub.Held() == 0 })
 	// Userlike retries the refused callback; this time it is stored, once.
 	for range 2 {
@@ -86,17 +72,9 @@ func TestBrokerDown(t *testing.T) {
 
 // TestBufferBoundDropsAndCounts fills a small buffer with the broker away.
 func TestBufferBoundDropsAndCounts(t *testing.T) {
-	addr := freeAddr(t)
-	srv := startListening(t, t.TempDir(), addr)
-	nc, err := broker.Connect("nats://"+addr, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	addr := brokertest.FreeAddr(t)
+	srv := brokertest.StartListening(t, t.TempDir(), addr)
+	nc, js := brokertest.ConnectEnsured(t, "nats://"+addr)
 	o := testOptions()
 	o.PublishBuffer = 5
 	h := newHarness(t, nc, js, o)
@@ -115,26 +93,6 @@ func TestBufferBoundDropsAndCounts(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func startListening(t *testing.T, dir, addr string) *broker.Embedded {
-	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -150,17 +108,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // holds what the broker never stored: Stop says so, the loss is counted,
 // and nothing is accepted afterwards.
 func TestStopWithBrokerDownCountsWhatIsLost(t *testing.T) {
-	addr := freeAddr(t)
-	srv := startListening(t, t.TempDir(), addr)
-	nc, err := broker.Connect("nats://"+addr, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	addr := brokertest.FreeAddr(t)
+	srv := brokertest.StartListening(t, t.TempDir(), addr)
+	nc, js := brokertest.ConnectEnsured(t, "nats://"+addr)
 	h := newHarness(t, nc, js, testOptions())
 	srv.Shutdown()
 	waitFor(t, "client to notice the broker is gone", func() bool { return nc.Status() != nats.CONNECTED })
@@ -171,7 +121,7 @@ func TestStopWithBrokerDownCountsWhatIsLost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	err = h.pub.Stop(ctx)
+	err := h.pub.Stop(ctx)
 	if err == nil || !strings.Contains(err.Error(), "4 observations") {
 		t.Fatalf("Stop = %v, want it to report 4 observations not stored", err)
 	}

@@ -3,6 +3,8 @@
 package brokertest
 
 import (
+	"context"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -70,4 +72,60 @@ func ExternalURL(t testing.TB) string {
 		t.Skip("CHATTAP_TEST_NATS_URL is unset: this test needs a separate NATS server with JetStream (.ci/run sets it)")
 	}
 	return url
+}
+
+// Connect connects to the server at url (closed when the test ends) and
+// returns the connection and its JetStream; it declares nothing.
+func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := broker.Connect(url, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// ConnectEnsured is Connect, then declares chattap's streams and buckets.
+func ConnectEnsured(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, js := Connect(t, url)
+	ctx, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	if err := broker.Ensure(ctx, js, broker.StreamOptions{}); err != nil {
+		t.Fatalf("ensure streams on %s: %v", url, err)
+	}
+	return nc, js
+}
+
+// StartListening runs an embedded server on dir that also listens on addr
+// (host:port), so a test can stop it and start another on the same
+// address and data, and a TCP client reconnects to it.
+func StartListening(t testing.TB, dir, addr string) *broker.Embedded {
+	t.Helper()
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+// FreeAddr is a loopback address no one listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

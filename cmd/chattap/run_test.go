@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -120,26 +119,11 @@ func (in *instance) do(t *testing.T, method, path, body string, header map[strin
 	return resp.StatusCode, string(b)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // observationFor waits for the Observation of conversation cid on
 // CHATTAP_RAW of the server at url.
 func observationFor(t *testing.T, url, cid string) spec.Observation {
 	t.Helper()
-	nc, err := broker.Connect(url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := brokertest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, spec.StreamRaw, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"chattap.raw.chatbot.webhook.>"}})
@@ -163,7 +147,7 @@ func webhook(cid string) string {
 }
 
 func TestServeOnEmbeddedDefault(t *testing.T) {
-	natsAddr := freeAddr(t)
+	natsAddr := brokertest.FreeAddr(t)
 	in := start(t, "CHATTAP_NATS_LISTEN="+natsAddr, "CHATTAP_FILE_SINK_PATH=")
 	if code, body := in.post(t, "/userlike/webhook", webhook("c-embedded"), nil); code != http.StatusOK || body != "{}" {
 		t.Fatalf("webhook: %d %q", code, body)
@@ -221,7 +205,7 @@ func TestAdminSettingsToggleRecording(t *testing.T) {
 
 func TestRestartKeepsTheStore(t *testing.T) {
 	dir := t.TempDir()
-	natsAddr := freeAddr(t)
+	natsAddr := brokertest.FreeAddr(t)
 	env := []string{"CHATTAP_DATA_DIR=" + dir, "CHATTAP_NATS_LISTEN=" + natsAddr, "CHATTAP_FILE_SINK_PATH="}
 	first := start(t, env...)
 	if code, _ := first.post(t, "/userlike/webhook", webhook("c-before"), nil); code != 200 {
