@@ -210,15 +210,7 @@ func TestRunnerNaksWhileEventsAreUnavailable(t *testing.T) {
 // that other tests sharing that server are not disturbed.
 func TestConsumerConfigOnExternalServer(t *testing.T) {
 	url := brokertest.ExternalURL(t)
-	nc, err := broker.Connect(url, "chattap-mapper-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := brokertest.Connect(t, url)
 	name := fmt.Sprintf("MAPPER_TEST_%d", time.Now().UnixNano())
 	ctx := t.Context()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name) + ".>"}, Storage: jetstream.MemoryStorage}); err != nil {

@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/broker/brokertest"
 	"github.com/chattap/chattap/sinks"
 	"github.com/chattap/chattap/sinks/sinkstest"
 	"github.com/chattap/chattap/spec"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // funcSink is a hand-written fake Sink whose outcome a test decides.
@@ -33,18 +31,7 @@ func (s *funcSink) Close(context.Context) error { return nil }
 // config must be one that server understands.
 func TestOnExternalServer(t *testing.T) {
 	url := brokertest.ExternalURL(t)
-	nc, err := broker.Connect(url, "chattap-sinks-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	_, js := brokertest.ConnectEnsured(t, url)
 	name := fmt.Sprintf("ext%d", time.Now().UnixNano())
 	var mu sync.Mutex
 	got := map[string]bool{}
