@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	var scen, growth, states string
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma list of scenarios to run: "+strings.Join(allScenarios, ", "))
-	fs.BoolVar(&c.quick, "quick", false, "shorter runs and smaller state (about a minute in all)")
+	fs.BoolVar(&c.quick, "quick", false, "shorter runs, one round and smaller state (about a minute and a half in all)")
 	fs.IntVar(&c.conns, "c", 32, "connections (concurrent closed-loop clients) of the direct, baseline, chattap and e2e scenarios")
 	fs.DurationVar(&c.duration, "d", 0, "measured time of each throughput scenario (default 4s, -quick 3s)")
 	fs.DurationVar(&c.warmup, "warmup", 0, "unmeasured warm-up before each measurement (default 1s, -quick 500ms)")

@@ -10,8 +10,8 @@
 // baseline proxy and chattap as child processes (built once from this
 // module with go build), so run it from inside the chattap module:
 //
-//	go run ./cmd/chattap-bench            # every scenario, a few minutes
-//	go run ./cmd/chattap-bench -quick     # about a minute
+//	go run ./cmd/chattap-bench            # every scenario, about 6 minutes on 2 cores
+//	go run ./cmd/chattap-bench -quick     # about a minute and a half
 package main
 
 import (
