@@ -33,7 +33,12 @@ var DefaultStreamOptions = StreamOptions{
 	Retention:       7 * 24 * time.Hour,
 	DLQRetention:    30 * 24 * time.Hour,
 	ConversationTTL: 7 * 24 * time.Hour,
-	Duplicates:      10 * time.Minute,
+	// JetStream keeps every id of the window in memory (about 190 bytes
+	// each, measured), so the window is sized to what needs it: the tap's
+	// retries (seconds) and a mapper's redelivery after its ack wait
+	// (30 s). Older duplicates are caught by the mapper's applied-id set
+	// and, for events, by Segment's own messageId check.
+	Duplicates: 2 * time.Minute,
 }
 
 func (o StreamOptions) withDefaults() StreamOptions {

@@ -53,6 +53,7 @@ type process struct {
 	log      *slog.Logger
 	broker   *brokerConn
 	http     *http.Server
+	pprof    *http.Server
 	serveErr chan error
 	pub      *ingest.Publisher
 	stages   []stage
@@ -65,6 +66,12 @@ type stage interface {
 
 func (p *process) start(ctx context.Context, c *config, environ []string, stdout io.Writer) error {
 	reg := metrics.New()
+	if c.PprofAddr != "" {
+		var err error
+		if p.pprof, err = startPprof(c.PprofAddr, p.log); err != nil {
+			return fmt.Errorf("CHATTAP_PPROF_ADDR: %w", err)
+		}
+	}
 	settings, err := broker.OpenSettings(ctx, p.broker.js)
 	if err != nil {
 		return err
@@ -147,5 +154,8 @@ func (p *process) stop(ctx context.Context) {
 		}
 	}
 	p.broker.close(ctx)
+	if p.pprof != nil {
+		_ = p.pprof.Close()
+	}
 	p.log.Info("stopped")
 }
