@@ -60,7 +60,7 @@ func New(deps Deps) (*Server, error) {
 		deps.NewID = newUUID
 	}
 	s := &Server{Deps: deps}
-	transport := newTransport(deps.Options.UpstreamTimeout)
+	transport := NewTransport(deps.Options.UpstreamTimeout)
 	o := deps.Options
 	for _, t := range []struct {
 		route, target, header, token string

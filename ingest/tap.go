@@ -260,9 +260,11 @@ type readCloser struct {
 	io.Closer
 }
 
-// newTransport is the connection pool every tap shares: upstreams are few
-// and hot, so many idle connections are kept per host.
-func newTransport(timeout time.Duration) *http.Transport {
+// NewTransport is the connection pool every tap shares: upstreams are few
+// and hot, so many idle connections are kept per host. timeout bounds the
+// wait for an answer's headers. It is exported so that a baseline proxy
+// can be measured with exactly the same pool.
+func NewTransport(timeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:             http.ProxyFromEnvironment,
 		DialContext:       (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

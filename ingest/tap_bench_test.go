@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -115,18 +114,8 @@ func BenchmarkReverseProxyBaseline(b *testing.B) {
 			pr.Out.URL = &u
 			pr.Out.Host = ""
 		},
-		// As ingest's newTransport, so only the recording differs.
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 5 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
+		// The taps' own pool, so only the recording differs.
+		Transport: ingest.NewTransport(5 * time.Second),
 	}
 	serveBench(b, proxy, nil)
 }

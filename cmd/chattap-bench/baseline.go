@@ -2,34 +2,18 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"time"
+
+	"github.com/chattap/chattap/ingest"
 )
 
 // baselineFlag runs the bench binary as the baseline proxy instead: the
 // bench starts itself with it, so the baseline runs in a process of its
 // own, like chattap, and its memory can be read the same way.
 const baselineFlag = "-internal-baseline-proxy"
-
-// baselineTransport is tuned exactly as chattap's taps' transport
-// (ingest/tap.go newTransport), so the comparison is of the proxies, not
-// of their connection pools. Keep the two in step.
-func baselineTransport(timeout time.Duration) *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: timeout,
-		ExpectContinueTimeout: time.Second,
-	}
-}
 
 // baselineProxy is a plain httputil.ReverseProxy to target: what any Go
 // proxy in front of the bot costs, without recording anything.
@@ -41,7 +25,7 @@ func baselineProxy(target *url.URL) http.Handler {
 			pr.Out.URL = &u
 			pr.Out.Host = ""
 		},
-		Transport: baselineTransport(30 * time.Second),
+		Transport: ingest.NewTransport(30 * time.Second), // chattap's own pool: only the recording differs
 	}
 }
 
