@@ -33,8 +33,8 @@ var DefaultStreamOptions = StreamOptions{
 	Retention:       7 * 24 * time.Hour,
 	DLQRetention:    30 * 24 * time.Hour,
 	ConversationTTL: 7 * 24 * time.Hour,
-	// JetStream keeps every id of the window in memory (about 190 bytes
-	// each, measured), so the window is sized to what needs it: the tap's
+	// JetStream keeps every id of the window in memory (100 bytes or more
+	// each, from a heap profile under load), so the window is sized to what needs it: the tap's
 	// retries (seconds) and a mapper's redelivery after its ack wait
 	// (30 s). Older duplicates are caught by the mapper's applied-id set
 	// and, for events, by Segment's own messageId check.

@@ -33,7 +33,7 @@ type config struct {
 	Retention       time.Duration `env:"CHATTAP_RETENTION" envDefault:"168h" help:"how long CHATTAP_RAW and CHATTAP_EVENTS keep messages (replay window)"`
 	DLQRetention    time.Duration `env:"CHATTAP_DLQ_RETENTION" envDefault:"720h" help:"how long CHATTAP_DLQ keeps dead letters"`
 	ConversationTTL time.Duration `env:"CHATTAP_CONVERSATION_TTL" envDefault:"168h" help:"conversation state with no event for this long is forgotten"`
-	DedupWindow     time.Duration `env:"CHATTAP_DEDUP_WINDOW" envDefault:"2m" help:"JetStream drops a message whose Nats-Msg-Id it stored within this window; each id in it costs memory (about 190 B)"`
+	DedupWindow     time.Duration `env:"CHATTAP_DEDUP_WINDOW" envDefault:"2m" help:"JetStream drops a message whose Nats-Msg-Id it stored within this window; each id in it is held in memory (100 B or more)"`
 	ChannelContact  []string      `env:"CHATTAP_CHANNEL_CONTACT_FIELD" help:"dotted JSON path(s) of the contact's identifier in Custom Channel messages; empty: the likely ones"`
 	ChannelName     []string      `env:"CHATTAP_CHANNEL_NAME_FIELD" help:"dotted JSON path(s) of the contact's display name in Custom Channel messages"`
 	ChannelBody     []string      `env:"CHATTAP_CHANNEL_BODY_FIELD" help:"dotted JSON path(s) of the message text in Custom Channel messages"`
