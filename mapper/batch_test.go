@@ -218,3 +218,35 @@ func TestTwoRunnersInterleaveOnFewConversations(t *testing.T) {
 		t.Error("no compare-and-set conflict: the replicas never raced, so this test proved nothing")
 	}
 }
+
+// TestWriteAfterPurgeIsNoConflict: a purged conversation's key holds a
+// marker; the next write must go over it without being counted, and
+// without the re-map and re-publish a conflict costs.
+func TestWriteAfterPurgeIsNoConflict(t *testing.T) {
+	s := brokertest.Start(t)
+	_, reg := startRunner(t, s.JS, nil, mapper.RunnerOptions{Workers: 1})
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	publishRaw(t, s.JS, []*spec.Observation{botMessage(1, 0, at)}, nil)
+	waitMapped(t, s.JS)
+	kv, err := s.JS.KeyValue(t.Context(), spec.BucketConversations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := mapper.StateKey(botMessage(1, 0, at).ConversationID)
+	if err := kv.Purge(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	publishRaw(t, s.JS, []*spec.Observation{botMessage(1, 1, at.Add(time.Second))}, nil)
+	waitMapped(t, s.JS)
+	if n := reg.Gather("chattap_mapper_state_conflicts_total", nil); n != 0 {
+		t.Errorf("%v state conflicts counted after a purge, want 0", n)
+	}
+	entry, err := kv.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("state after the write over the purge marker: %v", err)
+	}
+	st, err := mapper.DecodeState(entry.Value())
+	if err != nil || !st.Started {
+		t.Errorf("state %+v (%v), want the conversation written again", st, err)
+	}
+}

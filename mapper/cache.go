@@ -39,5 +39,3 @@ func (c *stateCache) put(conversation string, st State, rev uint64) {
 	}
 	c.entries[conversation] = cachedState{st: st, rev: rev}
 }
-
-func (c *stateCache) drop(conversation string) { delete(c.entries, conversation) }

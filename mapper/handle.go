@@ -245,7 +245,7 @@ func (r *Runner) publish(ctx context.Context, groups []*group) {
 		for _, t := range g.tasks {
 			for i := range t.out {
 				m := &t.out[i]
-				f, err := r.js.PublishAsync(spec.EventSubject(m), t.data[i], jetstream.WithMsgID(m.MessageID))
+				f, err := r.pub.PublishAsync(spec.EventSubject(m), t.data[i], jetstream.WithMsgID(m.MessageID))
 				if err != nil {
 					g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
 					break tasks
@@ -312,6 +312,22 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 		case ack := <-w.f.Ok():
 			cache.put(w.g.conversation, w.g.next, ack.Sequence)
 		case err := <-w.f.Err():
+			if isWrongLastSequence(err) && w.g.rev == 0 {
+				// A deleted or purged key holds a marker that a write at
+				// 0 trips over; Create writes over it, and fails only if
+				// another replica really created the key meanwhile.
+				rev, err := r.store.put(ctx, w.g.conversation, w.g.next, 0)
+				switch {
+				case errors.Is(err, errConflict):
+					r.metrics.StateConflict()
+					conflicted = append(conflicted, w.g)
+				case err != nil:
+					w.g.err = err
+				default:
+					cache.put(w.g.conversation, w.g.next, rev)
+				}
+				continue
+			}
 			if isWrongLastSequence(err) {
 				r.metrics.StateConflict()
 				conflicted = append(conflicted, w.g)

@@ -75,6 +75,7 @@ func (o RunnerOptions) Validate() error {
 // bounds a whole batch.
 type Runner struct {
 	js       jetstream.JetStream
+	pub      jetstream.JetStream // js's connection, with a publish timeout
 	m        *Mapper
 	settings func() spec.Settings
 	log      *slog.Logger
@@ -150,7 +151,16 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open conversation bucket: %w", err)
 	}
-	r.store = newStateStore(r.js, kv)
+	// The runner's own handle, whose asynchronous publishes give up after
+	// PublishTimeout: a future a batch stopped waiting for must not stay
+	// pending for ever, or the handle's pending limit stalls every later
+	// publish.
+	pub, err := jetstream.New(r.js.Conn(), jetstream.WithPublishAsyncTimeout(r.o.PublishTimeout))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	r.pub = pub
+	r.store = newStateStore(pub, kv)
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, spec.StreamRaw, r.o.ConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("declare mapper consumer: %w", err)
@@ -255,7 +265,7 @@ const cachedStates = 4096
 func (r *Runner) worker(q chan job) {
 	defer r.workers.Done()
 	batch := make([]job, 0, maxBatch)
-	cache := newStateCache(max(16, cachedStates/r.o.Workers))
+	cache := newStateCache(max(1, cachedStates/r.o.Workers))
 	for {
 		select {
 		case j := <-q:
