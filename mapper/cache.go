@@ -1,11 +1,9 @@
 package mapper
 
-// stateCache holds the States one worker wrote or read last, by
-// conversation, with the revision the bucket gave each; a State whose
-// outbox is known to be published is held without it. The bucket stays the
-// truth: a cached entry is used only when the bucket's revision is still
-// the one cached, so the cache saves decoding a State and publishing its
-// outbox again, never the compare-and-set.
+// stateCache holds the States one worker wrote last, by conversation, with
+// the revision the bucket gave each. The bucket stays the truth: a cached
+// State is used only when the bucket's revision is still the one cached,
+// so the cache saves decoding a State, never the compare-and-set.
 // It belongs to one worker and is not safe for concurrent use.
 type stateCache struct {
 	max     int
@@ -21,8 +19,7 @@ func newStateCache(max int) *stateCache {
 	return &stateCache{max: max, entries: make(map[string]cachedState, max)}
 }
 
-// get returns the cached State of conversation if it is at rev. A State
-// whose outbox is known published comes without it.
+// get returns the cached State of conversation if it is at rev.
 func (c *stateCache) get(conversation string, rev uint64) (State, bool) {
 	e, ok := c.entries[conversation]
 	if !ok || e.rev != rev || rev == 0 {
@@ -31,9 +28,8 @@ func (c *stateCache) get(conversation string, rev uint64) (State, bool) {
 	return e.st, true
 }
 
-// put remembers st at rev, its outbox (if any) not known published, forgetting
-// some other conversation when full: which one matters little, as a miss
-// costs only a decode and a duplicate publish of an outbox.
+// put remembers st at rev, forgetting some other conversation when full:
+// which one matters little, as a miss costs only a decode.
 func (c *stateCache) put(conversation string, st State, rev uint64) {
 	if _, ok := c.entries[conversation]; !ok && len(c.entries) >= c.max {
 		for k := range c.entries {
@@ -42,19 +38,4 @@ func (c *stateCache) put(conversation string, st State, rev uint64) {
 		}
 	}
 	c.entries[conversation] = cachedState{st: st, rev: rev}
-}
-
-// sent records that the outbox of conversation's State at rev was
-// published, remembering st (whose outbox that was) if nothing is cached
-// at rev.
-func (c *stateCache) sent(conversation string, st State, rev uint64) {
-	if rev == 0 {
-		return
-	}
-	if e, ok := c.entries[conversation]; !ok || e.rev != rev {
-		c.put(conversation, st, rev)
-	}
-	e := c.entries[conversation]
-	e.st.Outbox = nil
-	c.entries[conversation] = e
 }

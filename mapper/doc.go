@@ -5,8 +5,7 @@
 // State out, with no I/O, no clock and no randomness, so that the same
 // input always gives byte-identical output. Runner is the adapter to NATS:
 // a durable pull consumer on CHATTAP_RAW that keeps each conversation's
-// State in the chattap_conversations KV bucket, writes each State with the
-// messages it applied in its outbox before publishing them to
-// CHATTAP_EVENTS with their messageId as Nats-Msg-Id, and acks an
-// Observation only after all of its messages were stored.
+// State in the chattap_conversations KV bucket, publishes every message to
+// CHATTAP_EVENTS with its messageId as Nats-Msg-Id, and acks an Observation
+// only after all of its messages were stored.
 package mapper

@@ -58,17 +58,7 @@ type group struct {
 	st           State
 	rev          uint64
 	next         State
-	// labels are the metrics labels of next.Outbox's messages.
-	labels []string
-	// changed says next must be written: it differs from st, or it has
-	// messages in its outbox.
-	changed bool
-	// written says next was stored, at wrev.
-	written bool
-	wrev    uint64
-	// direct says next's outbox is too large to store: its messages are
-	// published before next is written without them.
-	direct bool
+	changed      bool
 	// err naks the whole group: reading state, publishing or writing
 	// state failed, so nothing of it may be acked.
 	err           error
@@ -80,10 +70,9 @@ type group struct {
 // off), nak with a delay when publishing or the bucket failed.
 //
 // The Observations of one conversation in the batch are mapped one after
-// the other on one State read; each changed State is written with
-// compare-and-set, all at once, holding the messages made for it in its
-// outbox; then every message of the batch is published at once and
-// waited for; only then is anything acked (process says why this order).
+// the other on one State read; every message of the batch is published at
+// once and waited for; then each changed State is written with
+// compare-and-set, all at once; only then is anything acked.
 func (r *Runner) handleBatch(jobs []job, cache *stateCache) {
 	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
 	defer cancel()
@@ -127,55 +116,30 @@ func groupByConversation(tasks []task) []*group {
 	return groups
 }
 
-// process settles groups in an order that never lets a message made on a
-// State another replica has since moved on reach CHATTAP_EVENTS:
-//
-//  1. read each conversation's State and publish the outbox it holds,
-//     unless this worker knows it published (the writer may have failed
-//     or crashed before publishing it);
-//  2. map, and write each next State with compare-and-set, its outbox
-//     the messages just made; on a conflict read, publish and map again:
-//     nothing of the losing mapping was published;
-//  3. publish the outboxes written (and the messages of Observations
-//     without a conversation), and remember them published.
-//
-// Publishing a read outbox before writing over it keeps every outbox to
-// one write's messages. On one replica the cache knows the outbox it
-// wrote was published, so the common path makes the round trips it made
-// before the outbox: one read and one write per conversation, one
-// publish of the batch's messages.
+// process maps groups against their conversations' States until every
+// State is written without a conflict (or a group failed), publishing the
+// messages before the State: a crash between publish and write
+// redelivers the Observations, which map to the same messages with the
+// same messageIds, and JetStream drops them as duplicates.
 func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings, cache *stateCache) {
 	pending := groups
 	for attempt := 1; len(pending) > 0; attempt++ {
 		r.load(ctx, pending, cache)
-		r.flush(ctx, pending, cache)
 		for _, g := range pending {
 			r.mapGroup(g, set)
 		}
-		r.sendDirect(ctx, pending)
+		r.publish(ctx, pending)
 		conflicted := r.write(ctx, pending, attempt, cache)
 		if len(conflicted) > 0 && attempt >= maxConflicts {
 			for _, g := range conflicted {
 				g.err = fmt.Errorf("write conversation state: %w, %d times", errConflict, attempt)
 			}
-			break
+			return
 		}
+		// Another replica moved these conversations on: what it wrote may
+		// make some of the messages already published unnecessary; those
+		// the new mapping yields again carry the same messageIds.
 		pending = conflicted
-	}
-	var out []outgoing
-	for _, g := range groups {
-		if g.err != nil || (g.conversation != "" && !g.written) {
-			continue
-		}
-		for i := range g.next.Outbox {
-			out = append(out, outgoing{g: g, m: &g.next.Outbox[i], label: g.labels[i]})
-		}
-	}
-	r.send(ctx, out)
-	for _, g := range groups {
-		if g.err == nil && g.written {
-			cache.sent(g.conversation, g.next, g.wrev)
-		}
 	}
 }
 
@@ -204,84 +168,14 @@ func (r *Runner) load(ctx context.Context, groups []*group, cache *stateCache) {
 	wg.Wait()
 }
 
-// flush publishes the outboxes of the States just read that are not known
-// published, and drops them from the States once they are: the next
-// write holds only its own messages. A group whose outbox fails is naked
-// without mapping: its Observations must not overtake what its State
-// already applied.
-func (r *Runner) flush(ctx context.Context, groups []*group, cache *stateCache) {
-	var out []outgoing
-	for _, g := range groups {
-		if g.err != nil {
-			continue
-		}
-		for i := range g.st.Outbox {
-			out = append(out, outgoing{g: g, m: &g.st.Outbox[i]})
-		}
-	}
-	if len(out) == 0 {
-		return
-	}
-	r.send(ctx, out)
-	for _, g := range groups {
-		if g.err == nil && len(g.st.Outbox) > 0 {
-			cache.sent(g.conversation, g.st, g.rev)
-			g.st.Outbox = nil
-		}
-	}
-}
-
-// sendDirect publishes the messages of the groups too large for an
-// outbox, before their States are written without them. Should the write
-// then lose its compare-and-set, what was published stays: the limit the
-// outbox removes for every other group.
-func (r *Runner) sendDirect(ctx context.Context, groups []*group) {
-	var out []outgoing
-	for _, g := range groups {
-		if g.err == nil && g.direct {
-			for i := range g.next.Outbox {
-				out = append(out, outgoing{g: g, m: &g.next.Outbox[i], label: g.labels[i]})
-			}
-		}
-	}
-	if len(out) == 0 {
-		return
-	}
-	r.send(ctx, out)
-	for _, g := range groups {
-		if g.direct {
-			g.next.Outbox, g.labels = nil, nil
-		}
-	}
-}
-
-// maxOutboxBytes bounds the messages one write of a conversation's State
-// carries, so that the KV value stays well under the server's 1 MiB
-// payload limit: the Observations of a group past it are naked and come
-// back in a later batch. A single Observation past it (a long finished
-// session's transcript) is published before its State is written, as
-// before the outbox: a State could not carry it. A variable for tests.
-var maxOutboxBytes = 256 << 10
-
-// errOutboxFull naks an Observation whose group's outbox is full.
-var errOutboxFull = errors.New("conversation outbox full for this batch, mapped later")
-
 // mapGroup maps the group's Observations in order, each on the State the
-// one before it left, encodes their messages, and makes them the next
-// State's outbox.
+// one before it left, and encodes their messages.
 func (r *Runner) mapGroup(g *group, set spec.Settings) {
 	cur := g.st
 	g.changed = false
-	var box []OutboxMessage
-	var labels []string
-	size, full := 0, false
 	for _, t := range g.tasks {
 		t.out, t.data, t.result, t.err = nil, nil, "", nil
 		if g.err != nil {
-			continue
-		}
-		if full {
-			t.err = errOutboxFull
 			continue
 		}
 		if g.conversation != "" && cur.HasApplied(t.obs.ID) {
@@ -298,30 +192,12 @@ func (r *Runner) mapGroup(g *group, set spec.Settings) {
 			t.err = err
 			continue
 		}
-		n := 0
-		for _, b := range t.data {
-			n += len(b)
-		}
-		if size > 0 && size+n > maxOutboxBytes {
-			t.data, t.err, full = nil, errOutboxFull, true
-			continue
-		}
-		t.out, t.result, size = out, resultOf(out), size+n
-		for i := range out {
-			m := &out[i]
-			box = append(box, OutboxMessage{Subject: spec.EventSubject(m), MessageID: m.MessageID, Data: t.data[i]})
-			labels = append(labels, eventLabel(m))
-		}
+		t.out, t.result = out, resultOf(out)
 		if changed {
 			cur, g.changed = next, true
 		}
 	}
-	// Messages are written even when the State did not change: the
-	// compare-and-set is what says they were made on the current State.
-	g.changed = g.changed || len(box) > 0
-	g.next, g.labels = cur, labels
-	g.next.Outbox = box
-	g.direct = g.conversation != "" && size > maxOutboxBytes
+	g.next = cur
 }
 
 func encodeMessages(out []spec.Message) ([][]byte, error) {
@@ -350,62 +226,51 @@ func resultOf(out []spec.Message) string {
 	return metrics.MapperMapped
 }
 
-// outgoing is one message to publish for a group; label is its metrics
-// label, "" when it came from a stored outbox.
-type outgoing struct {
-	g     *group
-	m     *OutboxMessage
-	label string
-}
-
-// send stores the messages on CHATTAP_EVENTS, in order, each with its
+// publish stores every message of the groups on CHATTAP_EVENTS, with its
 // messageId as Nats-Msg-Id, and returns once each is acknowledged or
-// failed; a group with a failed message gets its err and publishes
-// nothing more. The publishes are asynchronous so that a batch's
-// messages travel together.
-func (r *Runner) send(ctx context.Context, msgs []outgoing) {
+// failed; a group with a failed message gets its err. The publishes are
+// asynchronous so that a batch's messages travel together.
+func (r *Runner) publish(ctx context.Context, groups []*group) {
 	type sent struct {
-		outgoing
-		f jetstream.PubAckFuture
+		g   *group
+		msg *spec.Message
+		f   jetstream.PubAckFuture
 	}
-	fail := func(o outgoing, err error) {
-		if o.g.err == nil {
-			o.g.err, o.g.publishFailed = fmt.Errorf("publish %s: %w", o.m.MessageID, err), true
-		}
-	}
-	futures := make([]sent, 0, len(msgs))
-	for _, o := range msgs {
-		if o.g.err != nil {
+	var futures []sent
+	for _, g := range groups {
+		if g.err != nil {
 			continue
 		}
-		f, err := r.pub.PublishAsync(o.m.Subject, o.m.Data, jetstream.WithMsgID(o.m.MessageID))
-		if err != nil {
-			fail(o, err)
-			continue
+	tasks:
+		for _, t := range g.tasks {
+			for i := range t.out {
+				m := &t.out[i]
+				f, err := r.pub.PublishAsync(spec.EventSubject(m), t.data[i], jetstream.WithMsgID(m.MessageID))
+				if err != nil {
+					g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
+					break tasks
+				}
+				futures = append(futures, sent{g: g, msg: m, f: f})
+			}
 		}
-		futures = append(futures, sent{outgoing: o, f: f})
+	}
+	fail := func(s sent, err error) {
+		if s.g.err == nil {
+			s.g.err, s.g.publishFailed = fmt.Errorf("publish %s: %w", s.msg.MessageID, err), true
+		}
 	}
 	for _, s := range futures {
 		select {
 		case ack := <-s.f.Ok():
 			if !ack.Duplicate {
-				r.metrics.Published(cmp.Or(s.label, storedLabel(s.m)))
+				r.metrics.Published(eventLabel(s.msg))
 			}
 		case err := <-s.f.Err():
-			fail(s.outgoing, err)
+			fail(s, err)
 		case <-ctx.Done():
-			fail(s.outgoing, ctx.Err())
+			fail(s, ctx.Err())
 		}
 	}
-}
-
-// storedLabel is the metrics label of a message read from an outbox.
-func storedLabel(m *OutboxMessage) string {
-	var msg spec.Message
-	if err := json.Unmarshal(m.Data, &msg); err != nil {
-		return "unknown"
-	}
-	return eventLabel(&msg)
 }
 
 // write stores the next State of every changed group with compare-and-set
@@ -416,10 +281,6 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 	type written struct {
 		g *group
 		f jetstream.PubAckFuture
-	}
-	stored := func(g *group, rev uint64) {
-		g.written, g.wrev = true, rev
-		cache.put(g.conversation, g.next, rev)
 	}
 	var futures []written
 	for _, g := range groups {
@@ -435,7 +296,7 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 			case err != nil:
 				g.err = err
 			default:
-				stored(g, rev)
+				cache.put(g.conversation, g.next, rev)
 			}
 			continue
 		}
@@ -449,7 +310,7 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 	for _, w := range futures {
 		select {
 		case ack := <-w.f.Ok():
-			stored(w.g, ack.Sequence)
+			cache.put(w.g.conversation, w.g.next, ack.Sequence)
 		case err := <-w.f.Err():
 			if isWrongLastSequence(err) && w.g.rev == 0 {
 				// A deleted or purged key holds a marker that a write at
@@ -463,7 +324,7 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 				case err != nil:
 					w.g.err = err
 				default:
-					stored(w.g, rev)
+					cache.put(w.g.conversation, w.g.next, rev)
 				}
 				continue
 			}

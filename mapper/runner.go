@@ -63,13 +63,11 @@ func (o RunnerOptions) Validate() error {
 // which every replica shares, and publishes what the Mapper makes of each
 // Observation to CHATTAP_EVENTS. Observations of different conversations
 // are mapped concurrently, those of one conversation in stream order (a
-// redelivered one aside). An Observation is acked only after the
-// conversation's State was written, with the messages it yields in the
-// State's outbox, and every one of them was stored on CHATTAP_EVENTS;
-// one it cannot map is acked and counted; a failure to publish or to
-// reach the bucket naks it with a delay that grows with each delivery.
-// An outbox left unpublished is published by whoever reads that State
-// next, before it maps anything on it.
+// redelivered one aside). An Observation is acked only after every
+// message it yields was stored on CHATTAP_EVENTS and the conversation's
+// State was written; one it cannot map is acked and counted; a failure to
+// publish or to reach the bucket naks it with a delay that grows with
+// each delivery.
 //
 // Under load a worker settles what has queued up for it as one batch:
 // one State read and one compare-and-set write per conversation, every

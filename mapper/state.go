@@ -58,23 +58,6 @@ type State struct {
 	// Applied holds a hash of the last Observation ids applied, so a
 	// redelivered or replayed Observation yields nothing new.
 	Applied Hashes `json:"applied,omitempty"`
-
-	// Outbox holds the messages of the Observations that the write of
-	// this State applied, encoded as they go to CHATTAP_EVENTS, in order.
-	// The runner writes the State before it publishes them, so whoever
-	// reads the State next and does not know them published publishes
-	// them again (their messageIds make that harmless) before writing
-	// over it. It holds one write's messages, never more. Map neither
-	// reads it nor keeps it up to date: the runner sets it.
-	Outbox []OutboxMessage `json:"outbox,omitempty"`
-}
-
-// OutboxMessage is one message of State.Outbox: where it goes, its
-// messageId (the Nats-Msg-Id) and its JSON, kept byte for byte.
-type OutboxMessage struct {
-	Subject   string `json:"subject"`
-	MessageID string `json:"id"`
-	Data      []byte `json:"data"`
 }
 
 // Agent is who answers the contact.
