@@ -30,12 +30,11 @@ func testOptions() ingest.Options {
 
 // harness is chattap's HTTP side on a real embedded JetStream.
 type harness struct {
-	js      jetstream.JetStream
-	pub     *ingest.Publisher
-	reg     *metrics.Registry
-	url     string
-	cursor  uint64
-	stopped bool
+	js     jetstream.JetStream
+	pub    *ingest.Publisher
+	reg    *metrics.Registry
+	url    string
+	cursor uint64
 }
 
 func newHarness(t *testing.T, nc *nats.Conn, js jetstream.JetStream, o ingest.Options) *harness {
