@@ -97,11 +97,7 @@ func TestRunnerReadsStateWrittenElsewhere(t *testing.T) {
 	publishRaw(t, s.JS, []*spec.Observation{webhook("click", `{"name":"click","payload":{"option":2}}`)}, nil)
 	waitMapped(t, s.JS)
 	var bodies []string
-	for _, raw := range eventsOnStream(t, s.JS) {
-		var m spec.Message
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range messagesOnStream(t, s.JS) {
 		if m.MessageID == "click-ev" {
 			body, _ := m.Properties[spec.PropMessageBody].(string)
 			bodies = append(bodies, body)
@@ -157,11 +153,7 @@ func TestTwoRunnersInterleaveOnFewConversations(t *testing.T) {
 	waitMapped(t, s.JS)
 
 	started, sent := map[string]int{}, map[string]int{}
-	for _, e := range eventsOnStream(t, s.JS) {
-		var m spec.Message
-		if err := json.Unmarshal(e, &m); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range messagesOnStream(t, s.JS) {
 		cid, _ := m.Properties[spec.PropConversationID].(string)
 		switch m.Event {
 		case spec.EventConversationStarted:

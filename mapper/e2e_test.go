@@ -116,11 +116,7 @@ func TestWholePath(t *testing.T) {
 	waitMapped(t, s.JS)
 
 	got := map[string][]spec.Message{}
-	for _, e := range eventsOnStream(t, s.JS) {
-		var m spec.Message
-		if err := json.Unmarshal(e, &m); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range messagesOnStream(t, s.JS) {
 		got[m.AnonymousID] = append(got[m.AnonymousID], m)
 	}
 	if len(got) != 3 {

@@ -117,6 +117,19 @@ func eventsOnStream(t *testing.T, js jetstream.JetStream) []json.RawMessage {
 	return out
 }
 
+// messagesOnStream is eventsOnStream, decoded.
+func messagesOnStream(t *testing.T, js jetstream.JetStream) []spec.Message {
+	t.Helper()
+	raw := eventsOnStream(t, js)
+	out := make([]spec.Message, len(raw))
+	for i, e := range raw {
+		if err := json.Unmarshal(e, &out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // expectedByContact maps the scenarios in order with the pure Mapper and
 // returns each anonymous user's messages as JSON, in order: the runner
 // keeps one conversation's order but may interleave conversations.

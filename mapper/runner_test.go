@@ -129,11 +129,7 @@ func TestTwoRunnersNeverStartTwice(t *testing.T) {
 	wg.Wait()
 	waitMapped(t, s.JS)
 	started, sent := map[string]int{}, map[string]int{}
-	for _, e := range eventsOnStream(t, s.JS) {
-		var m spec.Message
-		if err := json.Unmarshal(e, &m); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range messagesOnStream(t, s.JS) {
 		cid, _ := m.Properties[spec.PropConversationID].(string)
 		switch m.Event {
 		case spec.EventConversationStarted:
