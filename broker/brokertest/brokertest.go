@@ -63,15 +63,16 @@ func (s *Server) Stop() {
 	s.Embedded.Shutdown()
 }
 
-// ExternalURL returns CHATTAP_TEST_NATS_URL, or skips the test with a
-// message saying how to run it when that is unset.
+// ExternalURL is the URL of a separate NATS server with JetStream for a
+// test: CHATTAP_TEST_NATS_URL when set, else a nats-server process built
+// from the module chattap pins (ServerBinary), started for this test alone
+// and stopped when it ends.
 func ExternalURL(t testing.TB) string {
 	t.Helper()
-	url := os.Getenv("CHATTAP_TEST_NATS_URL")
-	if url == "" {
-		t.Skip("CHATTAP_TEST_NATS_URL is unset: this test needs a separate NATS server with JetStream (.ci/run sets it)")
+	if url := os.Getenv("CHATTAP_TEST_NATS_URL"); url != "" {
+		return url
 	}
-	return url
+	return StartProcess(t, "").URL
 }
 
 // Connect connects to the server at url (closed when the test ends) and
