@@ -21,6 +21,13 @@ const (
 	BucketSettings      = "chattap_settings"
 )
 
+// HeaderRecord is set on every message the mapper publishes to
+// StreamEvents: the id of the CHATTAP_RAW record it was mapped from (the
+// exchange id of a version 2 record, the Observation id of a version 1
+// one), so a reader such as the debugger can show each record beside the
+// events it became. It is a NATS header, never part of the Segment message.
+const HeaderRecord = "Chattap-Record"
+
 // Headers that chattap sets on the messages it publishes to the DLQ.
 const (
 	HeaderDLQReason   = "Chattap-Dlq-Reason"
