@@ -28,6 +28,7 @@ type Receiver struct {
 	respond  func(n int, batch []spec.Message) (int, http.Header)
 	requests int
 	counts   map[string]int
+	arrived  map[string]time.Time
 	msgs     map[string]json.RawMessage
 	bodies   [][]byte
 	headers  []http.Header
@@ -36,7 +37,7 @@ type Receiver struct {
 // NewReceiver starts a Receiver that the test closes when it ends.
 func NewReceiver(t testing.TB, writeKey string) *Receiver {
 	t.Helper()
-	r := &Receiver{WriteKey: writeKey, counts: map[string]int{}, msgs: map[string]json.RawMessage{}}
+	r := &Receiver{WriteKey: writeKey, counts: map[string]int{}, arrived: map[string]time.Time{}, msgs: map[string]json.RawMessage{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.Close)
 	return r
@@ -97,10 +98,12 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.mu.Lock()
+	now := time.Now()
 	for i, m := range batch {
 		r.counts[m.MessageID]++
 		if _, ok := r.msgs[m.MessageID]; !ok {
 			r.msgs[m.MessageID] = env.Batch[i]
+			r.arrived[m.MessageID] = now
 		}
 	}
 	r.bodies = append(r.bodies, body)
@@ -122,6 +125,28 @@ func (r *Receiver) Count(id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.counts[id]
+}
+
+// Counts is how many times each messageId was accepted.
+func (r *Receiver) Counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.counts))
+	for k, v := range r.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// Arrived is when each messageId was first accepted.
+func (r *Receiver) Arrived() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.arrived))
+	for k, v := range r.arrived {
+		out[k] = v
+	}
+	return out
 }
 
 // Messages are the accepted messages by messageId (the first copy).
