@@ -31,6 +31,9 @@ type exchange struct {
 	Status int
 	Err    error
 	At     time.Time
+	Body   []byte
+	// Retried counts the add-on's 503s (and connection errors) sent again.
+	Retried int
 }
 
 // Accepted reports whether the caller got a 2xx: chattap promised to record it.
@@ -219,7 +222,7 @@ func (l *load) addon(n int, rng *rand.Rand) []request {
 func (l *load) send(ctx context.Context, base func() string, s request) {
 	m := l.marker()
 	body := []byte(s.body(m))
-	ex := exchange{Marker: m, Route: s.route}
+	ex := exchange{Marker: m, Route: s.route, Body: body}
 	for attempt := 0; ; attempt++ {
 		ex.At = time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base()+s.route, bytes.NewReader(body))
@@ -241,10 +244,11 @@ func (l *load) send(ctx context.Context, base func() string, s request) {
 		}
 		wait := time.Second
 		if err == nil {
-			if ra, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && ra < 1 {
-				wait = time.Duration(ra) * time.Second
+			if ra, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil {
+				wait = min(wait, time.Duration(ra)*time.Second)
 			}
 		}
+		ex.Retried++
 		select {
 		case <-ctx.Done():
 			return

@@ -4,6 +4,7 @@ package faults_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -170,4 +171,20 @@ func (f *frontend) Up() {
 		f.t.Fatalf("receiver back on %s: %v", f.addr, err)
 	}
 	f.serve(ln)
+}
+
+// expectedRecords is how many CHATTAP_RAW records an accepted exchange
+// should have left: one per exchange in schema version 2; in version 1
+// one for the caller's event plus one per event of the bot's reply.
+func expectedRecords(ex exchange, version int) int {
+	if version >= 2 || ex.Route != routeWebhook {
+		return 1
+	}
+	rec := httptest.NewRecorder()
+	botReply(rec, httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(ex.Body)))
+	var events []json.RawMessage
+	if json.Unmarshal(rec.Body.Bytes(), &events) != nil {
+		return 1
+	}
+	return 1 + len(events)
 }
