@@ -167,10 +167,16 @@ type verdict struct {
 	Expected, Delivered, Missing, Doubled, Wrong int
 	Lost                                         int // accepted exchanges with no record
 	Examples                                     []string
+	perKind                                      map[string]int
 }
 
+// example keeps the first few findings of each kind (the format's first word).
 func (v *verdict) example(format string, args ...any) {
-	if len(v.Examples) < 8 {
+	if v.perKind == nil {
+		v.perKind = map[string]int{}
+	}
+	kind, _, _ := strings.Cut(format, " ")
+	if v.perKind[kind]++; v.perKind[kind] <= 3 {
 		v.Examples = append(v.Examples, fmt.Sprintf(format, args...))
 	}
 }
