@@ -21,8 +21,8 @@ import (
 	"github.com/chattap/chattap/broker/brokertest"
 )
 
-// chattap is one chattap child process. Its log (stdout and stderr) is
-// appended to Log across restarts; Start after Kill or Stop runs it again
+// chattap is one chattap child process. Its log (standard error) is
+// appended to Log across restarts, its standard output to Log+".out"; Start after Kill or Stop runs it again
 // with the same environment, port and data directory.
 type chattap struct {
 	t    *testing.T
@@ -46,7 +46,10 @@ func newChattap(t *testing.T, name string, env map[string]string) *chattap {
 			c.env = append(c.env, kv)
 		}
 	}
-	vars := map[string]string{"CHATTAP_LISTEN_ADDR": c.Addr, "CHATTAP_FILE_SINK_PATH": "", "CHATTAP_LOG_LEVEL": "info"}
+	// CHATTAP_FILE_SINK_PATH empty should turn the file sink off, but an
+	// empty variable takes the default "-" (standard output): /dev/null
+	// keeps the events out of the log.
+	vars := map[string]string{"CHATTAP_LISTEN_ADDR": c.Addr, "CHATTAP_FILE_SINK_PATH": os.DevNull, "CHATTAP_LOG_LEVEL": "info"}
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -88,17 +91,24 @@ func (c *chattap) start(ready bool) error {
 		c.mu.Unlock()
 		return err
 	}
-	cmd := exec.Command(chattapBin, "serve")
-	cmd.Env = c.env
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	out, err := os.OpenFile(c.Log+".out", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
 		log.Close()
 		c.mu.Unlock()
 		return err
 	}
+	cmd := exec.Command(chattapBin, "serve")
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = out, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		out.Close()
+		c.mu.Unlock()
+		return err
+	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	go func() { _ = cmd.Wait(); log.Close(); out.Close(); close(done) }()
 	c.cmd, c.done = cmd, done
 	c.mu.Unlock()
 	path := "/healthz"
