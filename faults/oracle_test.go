@@ -98,21 +98,36 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 	states := map[string]mapper.State{}
 	set := spec.Settings{RecordLiveChatEvents: true}
 	for _, r := range recs {
+		seen := map[string]bool{}
 		for _, mk := range markerRE.FindAll(r.Data, -1) {
-			o.Markers[string(mk)]++
+			if !seen[string(mk)] {
+				seen[string(mk)] = true
+				o.Markers[string(mk)]++
+			}
 		}
-		var obs spec.Observation
-		if err := json.Unmarshal(r.Data, &obs); err != nil {
-			t.Fatalf("CHATTAP_RAW seq %d is not an observation: %v", r.Seq, err)
-		}
-		o.Version = obs.V
-		out, next, err := m.Map(&obs, states[obs.ConversationID], set)
+		list, err := spec.ReadRaw(r.Data)
 		if err != nil {
-			continue // unmappable: the runner acks it and maps nothing either
+			t.Fatalf("CHATTAP_RAW seq %d: %v", r.Seq, err)
 		}
-		if obs.ConversationID != "" {
-			states[obs.ConversationID] = next
+		for i := range list {
+			obs := &list[i]
+			o.Version = obs.V
+			out, next, err := m.Map(obs, states[obs.ConversationID], set)
+			if err != nil {
+				continue // unmappable: the runner acks it and maps nothing either
+			}
+			if obs.ConversationID != "" {
+				states[obs.ConversationID] = next
+			}
+			o.add(out)
 		}
+	}
+	return o
+}
+
+// add keeps the messages of one Observation.
+func (o *oracle) add(out []spec.Message) {
+	{
 		for _, msg := range out {
 			b, _ := json.Marshal(msg)
 			p := project(b)
@@ -123,7 +138,6 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 			o.Order[p.Conversation] = append(o.Order[p.Conversation], p.Event)
 		}
 	}
-	return o
 }
 
 // projection is what of a Segment message the comparison looks at: every
