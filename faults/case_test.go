@@ -20,7 +20,7 @@ type fault func(ctx context.Context) error
 // returns the exchanges and when the fault ended.
 func drive(t *testing.T, l *load, base func() string, delay time.Duration, f fault) ([]exchange, time.Time) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), pick(3*time.Minute, 20*time.Minute))
+	ctx, cancel := context.WithTimeout(t.Context(), pick(90*time.Second, 20*time.Minute))
 	defer cancel()
 	var healed time.Time
 	var ferr error

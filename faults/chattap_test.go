@@ -56,7 +56,12 @@ func newChattap(t *testing.T, name string, env map[string]string) *chattap {
 	for k, v := range vars {
 		c.env = append(c.env, k+"="+v)
 	}
-	t.Cleanup(c.Kill)
+	t.Cleanup(func() {
+		c.Kill()
+		if t.Failed() {
+			t.Logf("%s's log ends with:\n%s", c.Name, c.Tail(2500))
+		}
+	})
 	c.Start()
 	return c
 }

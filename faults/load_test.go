@@ -50,6 +50,9 @@ type load struct {
 	// Poison, when set, is written into one contact message per this many
 	// conversations; a case's receiver refuses the events carrying it.
 	Poison int
+	// AddonRetries bounds how often a refused add-on callback is sent
+	// again (0: 20 times).
+	AddonRetries int
 
 	run    string
 	seq    atomic.Int64
@@ -218,7 +221,7 @@ func (l *load) addon(n int, rng *rand.Rand) []request {
 }
 
 // send posts one request; an add-on answered 503 is sent again after its
-// Retry-After (at most 1 s here), as Userlike does, up to 20 times.
+// Retry-After (at most 1 s here), as Userlike does, up to AddonRetries times.
 func (l *load) send(ctx context.Context, base func() string, s request) {
 	m := l.marker()
 	body := []byte(s.body(m))
@@ -239,7 +242,11 @@ func (l *load) send(ctx context.Context, base func() string, s request) {
 			resp.Body.Close()
 			ex.Status = resp.StatusCode
 		}
-		if s.route != routeAddon || attempt >= 20 || !(err != nil || ex.Status == http.StatusServiceUnavailable) {
+		retries := l.AddonRetries
+		if retries == 0 {
+			retries = 20
+		}
+		if s.route != routeAddon || attempt >= retries || !(err != nil || ex.Status == http.StatusServiceUnavailable) {
 			break
 		}
 		wait := time.Second

@@ -1,0 +1,137 @@
+//go:build faults
+
+package faults_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chattap/chattap/broker/brokertest"
+)
+
+// Case 9: the embedded server's store fills up (a small tmpfs, filled by
+// the test), then space returns. The chat goes on meanwhile, /readyz and
+// the log show the failure, and recording resumes.
+func TestCase9DiskFull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+pick("96m", "256m"), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("case 9 needs a small tmpfs for the store and this machine does not allow mounting one (mount: %v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+
+	w := newWorld(t)
+	port := brokertest.FreePort(t)
+	env := embeddedEnv(t, w, port, nil)
+	env["CHATTAP_DATA_DIR"] = filepath.Join(dir, "data")
+	env["CHATTAP_ADDON_ACK_TIMEOUT"] = "1s"
+	c := newChattap(t, "chattap", env)
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	small := func(seed uint64) *load {
+		return &load{Conversations: pick(20, 200), Workers: 4, Pause: 10 * time.Millisecond, Seed: seed}
+	}
+
+	before, _ := drive(t, small(0x9a1), c.URL, 0, nil)
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the store: %v", err)
+			}
+			break
+		}
+	}
+	f.Close()
+	logBefore := len(c.Tail(1 << 30))
+
+	lf := small(0x9a2)
+	lf.AddonRetries = 2
+	full, _ := drive(t, lf, c.URL, 0, nil)
+	readyCode, readyBody := c.Ready(t.Context())
+	time.Sleep(2 * time.Second)
+	if code, body := c.Ready(t.Context()); code != 200 {
+		readyCode, readyBody = code, body
+	}
+	logDuring := c.Tail(1 << 30)[logBefore:]
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	defer func() { t.Logf("space returned at %s", freed.Format("15:04:05.000")) }()
+	// Recording resumes when the store writes again: wait for /readyz.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if code, _ := c.Ready(t.Context()); code == 200 {
+			break
+		}
+	}
+	la := small(0x9a3)
+	la.AddonRetries = 2
+	after, healed := drive(t, la, c.URL, 0, nil)
+	all := append(append(append([]exchange(nil), before...), full...), after...)
+	r, v := settle(t, w, natsURL, all, healed, recoveryBound(env))
+	_ = v
+	o := mapRecords(t, readStream(t, natsURL, "CHATTAP_RAW"))
+	lostFull, lostAfter, proxiedRefused, addonRefused := 0, 0, 0, 0
+	for _, e := range full {
+		if !e.Accepted() {
+			if e.Route == routeAddon {
+				addonRefused++
+			} else {
+				proxiedRefused++
+			}
+		} else if o.Markers[e.Marker] == 0 {
+			lostFull++
+		}
+	}
+	for _, e := range after {
+		if e.Accepted() && o.Markers[e.Marker] == 0 {
+			lostAfter++
+		}
+	}
+	storeErr := regexp.MustCompile(`(?i)[^\n]*(no space|insufficient|resources|disk|storage)[^\n]*`).FindString(logDuring)
+	r.Case, r.Load = "9 store full (tmpfs "+pick("96m", "256m")+"), then space returns", fmt.Sprintf("3 × %s", small(0))
+	r.Recovery = 0 // a recovery, if any, shows as "after: not recorded 0"
+	_ = freed
+	r.Note = fmt.Sprintf("while full: proxied refused %d, add-on refused %d, accepted but not recorded %d; /readyz %d %q; log: %q; after: not recorded %d",
+		proxiedRefused, addonRefused, lostFull, readyCode, trim(readyBody, 120), trim(storeErr, 160), lostAfter)
+	report(t, r)
+	if proxiedRefused > 0 {
+		t.Errorf("the chat did not go on: %d proxied exchanges refused while the store was full", proxiedRefused)
+	}
+	if readyCode == 200 {
+		t.Errorf("/readyz answered 200 while the store was full")
+	}
+	if storeErr == "" {
+		t.Errorf("the log says nothing about the full store")
+	}
+	if lostAfter > 0 {
+		t.Errorf("recording did not resume: %d exchanges accepted after space returned have no record", lostAfter)
+	}
+	r.Lost = 0 // what was lost while full is stated above
+	assertClean(t, r, true, true)
+}
+
+func trim(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
