@@ -3,30 +3,17 @@ package mapper
 import (
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/chattap/chattap/spec"
 )
 
-// addonWire is an add-on callback with the fields chattap reads beyond
-// spec.AddonEvent's, decoded in one pass.
-type addonWire struct {
-	spec.AddonEvent
-	MessageID spec.Str `json:"message_id"`
-	SentAt    spec.Str `json:"sent_at"`
-	Body      spec.Str `json:"body"`
-	Text      spec.Str `json:"text"`
-	Rating    spec.Str `json:"rating"`
-	Feedback  spec.Str `json:"feedback"`
-}
-
 // addon maps an API add-on callback. Only session callbacks (chat_meta,
 // chat_session, conversation) are about a conversation; operator status,
 // widget config and offline messages yield nothing and stay raw.
 func (c *conv) addon() error {
-	var e addonWire
-	if !unmarshalLenient(c.obs.Payload, &e) {
+	e, err := spec.DecodeAddonEvent(c.obs.Payload)
+	if err != nil {
 		return unmappable("add-on callback is not a JSON object")
 	}
 	if !e.IsSession() {
@@ -39,7 +26,7 @@ func (c *conv) addon() error {
 	w.traits[traitName] = string(e.ClientName)
 	w.traits[traitEmail] = string(e.ClientEmail)
 	if f := c.userIDField(); f != "" {
-		w.userID = lookup(c.obs.Payload, f, "client_"+f, "contact."+f, "custom."+f)
+		w.userID = spec.FindScalar(c.obs.Payload, f, "client_"+f, "contact."+f, "custom."+f)
 	}
 	c.identify(&w)
 	c.setWidget(e.ChatWidget.ID, e.ChatWidget.Name)
@@ -53,11 +40,11 @@ func (c *conv) addon() error {
 	case "start":
 		c.begin(c.payloadTime(e.CreatedAt))
 	case "message_received":
-		c.live(&e, true)
+		c.live(e, true)
 	case "message_sent":
-		c.live(&e, false)
+		c.live(e, false)
 	case "end", "ended", "receive":
-		c.finished(&e)
+		c.finished(e)
 	case "forward":
 		props := map[string]any{PropForwardType: forwardByOperator}
 		if op != nil && op.OperatorGroup != nil {
@@ -66,7 +53,7 @@ func (c *conv) addon() error {
 		}
 		c.extended(spec.EventConversationForwarded, c.obs.ReceivedAt, nonEmpty(props))
 	case "rating", "feedback", "survey":
-		c.rated(&e, c.obs.ReceivedAt)
+		c.rated(e, c.obs.ReceivedAt)
 	}
 	return nil
 }
@@ -76,17 +63,13 @@ func operatorAgent(op *spec.Operator) Agent {
 	if op == nil {
 		return Agent{}
 	}
-	name := string(op.Name)
-	if name == "" {
-		name = strings.TrimSpace(string(op.FirstName) + " " + string(op.LastName))
-	}
-	return Agent{ID: string(op.ID), Name: name, Username: string(op.Username)}
+	return Agent{ID: string(op.ID), Name: op.DisplayName(), Username: string(op.Username)}
 }
 
 // live maps a message event: the payload's own message, else the newest
 // message of its transcript that goes the same way.
-func (c *conv) live(e *addonWire, fromContact bool) {
-	body := first(e.Message, e.Body, e.Text)
+func (c *conv) live(e *spec.AddonEvent, fromContact bool) {
+	body := e.MessageText()
 	ts := c.payloadTime(e.SentAt)
 	if body == "" {
 		for i := len(e.Messages) - 1; i >= 0; i-- {
@@ -99,22 +82,17 @@ func (c *conv) live(e *addonWire, fromContact bool) {
 	if body == "" {
 		return
 	}
-	msgID := string(e.MessageID)
-	if msgID == "" && e.ID != "" && string(e.ID) != e.SessionKey() {
-		// id names the message only where another field names the session.
-		msgID = string(e.ID)
-	}
-	c.message(slotEvent, fromContact, body, msgID, ts)
+	c.message(slotEvent, fromContact, body, e.LiveMessageID(), ts)
 }
 
 // finished maps end, receive and conversation.ended: the transcript's
 // messages not yet seen, a rating the session carries, and Conversation
 // Ended once.
-func (c *conv) finished(e *addonWire) {
+func (c *conv) finished(e *spec.AddonEvent) {
 	c.begin(c.payloadTime(e.CreatedAt))
 	c.transcript(e.Messages)
 	end := c.payloadTime(e.EndedAt)
-	if !c.st.Rated && (e.Rate != "" || e.Rating != "" || e.FeedbackMessage != "" || e.Feedback != "" || e.PostSurveyOption != "") {
+	if !c.st.Rated && e.HasRating() {
 		c.rated(e, end)
 	}
 	dur := time.Duration(-1)
@@ -156,19 +134,19 @@ func (c *conv) transcript(msgs []spec.AddonMessage) {
 }
 
 // rated emits the opt-in Conversation Rated.
-func (c *conv) rated(e *addonWire, ts time.Time) {
+func (c *conv) rated(e *spec.AddonEvent, ts time.Time) {
 	if !c.m.c.enabled[spec.EventConversationRated] {
 		return
 	}
 	props := map[string]any{}
-	if r := first(e.Rate, e.Rating); r != "" {
+	if r := e.RateValue(); r != "" {
 		if n, err := strconv.ParseFloat(r, 64); err == nil && !math.IsInf(n, 0) && !math.IsNaN(n) {
 			props[PropRating] = n
 		} else {
 			props[PropRating] = r
 		}
 	}
-	if fb, ok := c.body(first(e.FeedbackMessage, e.Feedback)); ok {
+	if fb, ok := c.body(e.FeedbackText()); ok {
 		props[PropFeedback] = fb
 	}
 	if e.PostSurveyOption != "" {

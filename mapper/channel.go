@@ -31,11 +31,11 @@ func (c *conv) channel() error {
 		w.traits[traitEmail] = msg.Contact
 	}
 	if f := c.userIDField(); f != "" {
-		w.userID = lookup(c.obs.Payload, f, "contact."+f)
+		w.userID = spec.FindScalar(c.obs.Payload, f, "contact."+f)
 	}
 	c.identify(&w)
 	ts := c.obs.ReceivedAt
-	body := first(spec.Str(msg.Body), spec.Str(msg.URL))
+	body := spec.FirstOf(spec.Str(msg.Body), spec.Str(msg.URL))
 	ends := !inbound && endsConversation(msg.Event)
 	if (!inbound && msg.Deleted) || (body == "" && !ends) {
 		return nil

@@ -113,7 +113,9 @@ func firstScalar(doc map[string]any, paths []string) string {
 
 func lookupScalar(doc map[string]any, path string) (string, bool) {
 	var cur any = doc
-	for _, key := range strings.Split(path, ".") {
+	for more := true; more; {
+		var key string
+		key, path, more = strings.Cut(path, ".")
 		obj, ok := cur.(map[string]any)
 		if !ok {
 			return "", false
