@@ -13,15 +13,10 @@ import (
 func FindScalar(raw []byte, paths ...string) string {
 	// Most payloads do not hold the field at all: seeing that its name is
 	// nowhere in the bytes is far cheaper than decoding them.
-	mentioned := false
-	for _, p := range paths {
-		leaf := p[strings.LastIndexByte(p, '.')+1:]
-		if i := bytes.Index(raw, []byte(leaf)); i > 0 && raw[i-1] == '"' && i+len(leaf) < len(raw) && raw[i+len(leaf)] == '"' {
-			mentioned = true
-			break
-		}
-	}
-	if !mentioned {
+	// A key written with escapes cannot be seen that way, so a payload
+	// with any escape is decoded. FuzzFindScalar holds the shortcut to
+	// the plain reading.
+	if bytes.IndexByte(raw, '\\') < 0 && !mentionsAny(raw, paths) {
 		return ""
 	}
 	var top map[string]json.RawMessage
@@ -54,4 +49,28 @@ func walkScalar(obj map[string]json.RawMessage, path string) string {
 		}
 		path = rest
 	}
+}
+
+// mentionsAny reports whether one of the paths' last keys occurs in raw
+// as a whole JSON string.
+func mentionsAny(raw []byte, paths []string) bool {
+	for _, p := range paths {
+		leaf := p[strings.LastIndexByte(p, '.')+1:]
+		if leaf == "" {
+			return true // an empty key: nothing to look for, so decode
+		}
+		for rest, off := raw, 0; ; {
+			i := bytes.Index(rest, []byte(leaf))
+			if i < 0 {
+				break
+			}
+			at := off + i
+			if at > 0 && raw[at-1] == '"' && at+len(leaf) < len(raw) && raw[at+len(leaf)] == '"' {
+				return true
+			}
+			off = at + 1
+			rest = raw[off:]
+		}
+	}
+	return false
 }
