@@ -35,6 +35,7 @@ func (c *conv) channel() error {
 	}
 	c.identify(&w)
 	ts := c.obs.ReceivedAt
+	c.when = ts
 	body := spec.FirstOf(spec.Str(msg.Body), spec.Str(msg.URL))
 	ends := !inbound && endsConversation(msg.Event)
 	if (!inbound && msg.Deleted) || (body == "" && !ends) {
@@ -51,9 +52,9 @@ func (c *conv) channel() error {
 		c.message(slotEvent, true, body, "", ts)
 		return nil
 	}
-	c.setAgent(Agent{ID: msg.OperatorID, Name: msg.OperatorName}, true)
+	c.setAgent(Agent{ID: msg.OperatorID, Name: msg.OperatorName, Username: msg.OperatorUsername}, true)
 	if ends {
-		c.end(ts, -1)
+		c.end(ts, -1, nil)
 		return nil
 	}
 	c.message(slotEvent, false, body, "", ts)

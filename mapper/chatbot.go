@@ -34,6 +34,7 @@ func (c *conv) chatbotWebhook() error {
 	c.setWidget(ev.Info.Widget.ID, ev.Info.Widget.Name)
 	c.setAgent(c.botAgent(), false)
 	ts := c.obs.ReceivedAt
+	c.when = ts
 	switch ev.Name() {
 	case "start":
 		c.begin(ts)
@@ -108,10 +109,11 @@ func (c *conv) chatbotFromBot() error {
 	// The events of one reply share the tap's time; a microsecond per
 	// position keeps their order for tools that sort by timestamp.
 	ts := c.obs.ReceivedAt.Add(time.Duration(max(c.obs.Index, 0)) * time.Microsecond)
+	c.when = ts
 	switch name {
 	case "contact_update":
 	case "end":
-		c.end(ts, -1)
+		c.end(ts, -1, nil)
 	case "forward_group":
 		c.extended(spec.EventConversationForwarded, ts, nonEmpty(map[string]any{
 			PropForwardType: forwardToGroup,
