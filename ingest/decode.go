@@ -64,7 +64,7 @@ func (ex *exchange) decodeChatbot(src spec.Source, body []byte, first int, cid s
 			continue
 		}
 		o := ex.observation(src, first+i)
-		o.Kind = spec.SubjectToken(ev.Head.Name())
+		o.Kind = spec.SubjectToken(string(ev.Head.Name))
 		o.ConversationID = string(ev.Head.Cid)
 		if o.ConversationID == "" {
 			o.ConversationID = cid

@@ -24,17 +24,11 @@ import (
 // ChatbotHead is what a tap reads of a Chatbot API event: the fields of
 // ChatbotEvent that name its conversation and its event.
 type ChatbotHead struct {
-	Cid         Str
-	PacketName  Str
-	PacketEvent Str
-}
-
-// Name is the event's name, as ChatbotEvent.Name.
-func (h *ChatbotHead) Name() string {
-	if h.PacketName != "" {
-		return string(h.PacketName)
-	}
-	return string(h.PacketEvent)
+	// Cid is info.cid.
+	Cid Str
+	// Name is the event's name, as ChatbotEvent.Name gives it:
+	// packet.name, else packet.event.
+	Name Str
 }
 
 // DecodeChatbotHead reads info.cid, packet.name and packet.event of one
@@ -69,7 +63,14 @@ func SplitChatbotEvents(body []byte) ([]HeadedEvent, error) {
 		}
 		return out, nil
 	}
-	var out []HeadedEvent
+	// Counted first, so the list is allocated once at its size.
+	n := 0
+	(&walker{b: trimmed}).array(func(e []byte) {
+		if !emptyObject(e) && !bytes.Equal(e, []byte("null")) {
+			n++
+		}
+	})
+	out := make([]HeadedEvent, 0, n)
 	s := walker{b: trimmed}
 	s.array(func(e []byte) {
 		if emptyObject(e) || bytes.Equal(e, []byte("null")) {
@@ -87,9 +88,10 @@ func decodeChatbotHead(data []byte, valid bool) (ChatbotHead, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' || (!valid && !json.Valid(trimmed)) {
 		ev, err := DecodeChatbotEvent(data)
-		return ChatbotHead{Cid: ev.Info.Cid, PacketName: ev.Packet.Name, PacketEvent: ev.Packet.Event}, err
+		return ChatbotHead{Cid: ev.Info.Cid, Name: Str(ev.Name())}, err
 	}
 	var h ChatbotHead
+	var name, event Str
 	s := walker{b: trimmed}
 	s.object(func(key []byte, escaped bool, val []byte) {
 		switch {
@@ -104,13 +106,17 @@ func decodeChatbotHead(data []byte, valid bool) (ChatbotHead, error) {
 			(&walker{b: val}).object(func(key []byte, escaped bool, val []byte) {
 				switch {
 				case keyIs(key, escaped, "name"):
-					h.PacketName = readStr(val)
+					name = readStr(val)
 				case keyIs(key, escaped, "event"):
-					h.PacketEvent = readStr(val)
+					event = readStr(val)
 				}
 			})
 		}
 	})
+	h.Name = name
+	if h.Name == "" {
+		h.Name = event
+	}
 	return h, nil
 }
 

@@ -58,8 +58,8 @@ func checkHead(t *testing.T, data []byte) {
 	if err != nil {
 		return
 	}
-	if h.Cid != ev.Info.Cid || h.PacketName != ev.Packet.Name || h.PacketEvent != ev.Packet.Event || h.Name() != ev.Name() {
-		t.Fatalf("%q: read cid %q name %q event %q, DecodeChatbotEvent reads %q %q %q", data, h.Cid, h.PacketName, h.PacketEvent, ev.Info.Cid, ev.Packet.Name, ev.Packet.Event)
+	if h.Cid != ev.Info.Cid || string(h.Name) != ev.Name() {
+		t.Fatalf("%q: read cid %q name %q, DecodeChatbotEvent reads %q %q", data, h.Cid, h.Name, ev.Info.Cid, ev.Name())
 	}
 }
 
