@@ -91,7 +91,7 @@ func (s *File) write(items []item) {
 	if err != nil {
 		// A full disk or a closed pipe may recover; a retry writes the
 		// lines again, which readers tolerate as duplicates by messageId.
-		err = Retryable(fmt.Errorf("file sink: write: %w", err), 0)
+		err = Retryable(fmt.Errorf("file sink: %w: %w", errWrite, err), 0)
 	}
 	for _, it := range items {
 		it.done(err)
