@@ -15,6 +15,12 @@ func TestRecordingRoutesNameEachToken(t *testing.T) {
 	o.ChannelInboundURL, o.ChannelInboundTok = "http://channel.test/in", "t"
 	o.UserlikeAPIURL = "http://userlike.test/api"
 	got := o.RecordingRoutes()
+	for i := range got {
+		if got[i].Carrier == "" {
+			t.Errorf("%s: no carrier", got[i].Route)
+		}
+		got[i].Carrier = ""
+	}
 	want := []ingest.RouteAccess{
 		{Route: ingest.RouteWebhook, TokenEnv: "CHATTAP_WEBHOOK_TOKEN"},
 		{Route: ingest.RouteAPI, TokenEnv: "CHATTAP_USERLIKE_API_TOKEN"},
