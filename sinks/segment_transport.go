@@ -89,5 +89,11 @@ func (t *segmentTransport) post(req *http.Request, b []byte) error {
 	defer res.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	return ClassifyStatus(res.StatusCode, res.Header, strings.TrimSpace(string(snippet)))
+	text := strings.TrimSpace(string(snippet))
+	// The answer goes into logs and dead letters: a destination that
+	// echoes the write key ("invalid write key …") must not put it there.
+	if key, _, ok := r.BasicAuth(); ok && key != "" {
+		text = strings.ReplaceAll(text, key, "(write key)")
+	}
+	return ClassifyStatus(res.StatusCode, res.Header, text)
 }

@@ -35,8 +35,12 @@ func TestLogsHoldNoSecretAndNoBody(t *testing.T) {
 	var segCalls atomic.Int64
 	seg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		if segCalls.Add(1) <= 3 {
+		switch n := segCalls.Add(1); {
+		case n <= 3:
 			http.Error(w, `{"error":"invalid write key sec-writekey-6b2e"}`, http.StatusUnauthorized)
+			return
+		case n == 4: // a failure that is logged with the answer
+			http.Error(w, `{"error":"overloaded, key sec-writekey-6b2e"}`, http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
