@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chattap/chattap/spec"
@@ -213,4 +214,45 @@ func networkError(err error) error {
 		err = fmt.Errorf("%s request: %w", ue.Op, ue.Err)
 	}
 	return Retryable(fmt.Errorf("%w: %w", errNetwork, err), 0)
+}
+
+// redactSecrets replaces every secret found in s, the start of a
+// destination's answer that goes into logs and dead letters: a destination
+// that echoes what it was sent ("invalid key …") must not put a credential
+// there. Secrets shorter than 4 bytes are left alone; replacing them would
+// mangle ordinary words and they protect nothing.
+func redactSecrets(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "(redacted)")
+		}
+	}
+	return s
+}
+
+// credentialsOf lists what in a sink's URL and headers may be secret: the
+// URL's password and query values, each header value and its last word
+// ("Bearer <token>", "Basic <base64>").
+func credentialsOf(rawURL string, h http.Header) []string {
+	var out []string
+	if u, err := url.Parse(rawURL); err == nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		}
+		if u.User != nil {
+			out = append(out, u.User.Username())
+		}
+		for _, vs := range u.Query() {
+			out = append(out, vs...)
+		}
+	}
+	for _, vs := range h {
+		for _, v := range vs {
+			out = append(out, v)
+			if f := strings.Fields(v); len(f) > 1 {
+				out = append(out, f[len(f)-1])
+			}
+		}
+	}
+	return out
 }

@@ -90,10 +90,8 @@ func (t *segmentTransport) post(req *http.Request, b []byte) error {
 	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	text := strings.TrimSpace(string(snippet))
-	// The answer goes into logs and dead letters: a destination that
-	// echoes the write key ("invalid write key …") must not put it there.
-	if key, _, ok := r.BasicAuth(); ok && key != "" {
-		text = strings.ReplaceAll(text, key, "(write key)")
+	if key, _, ok := r.BasicAuth(); ok {
+		text = redactSecrets(text, []string{key})
 	}
 	return ClassifyStatus(res.StatusCode, res.Header, text)
 }

@@ -224,7 +224,11 @@ func (w *Webhook) post(msgs []json.RawMessage) error {
 	defer res.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // keep the connection reusable
-	err = ClassifyStatus(res.StatusCode, res.Header, strings.TrimSpace(string(snippet)))
+	text := strings.TrimSpace(string(snippet))
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		text = redactSecrets(text, append(credentialsOf(w.url, w.headers), string(w.secret)))
+	}
+	err = ClassifyStatus(res.StatusCode, res.Header, text)
 	if err != nil {
 		w.log.Debug("webhook refused a batch", "events", len(msgs), "status", res.StatusCode)
 	}

@@ -50,7 +50,8 @@ func TestLogsHoldNoSecretAndNoBody(t *testing.T) {
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if hookCalls.Add(1) <= 2 {
-			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			// Echoing what it was sent, as some endpoints do.
+			http.Error(w, "overloaded: "+r.URL.RawQuery+" "+r.Header.Get("Authorization"), http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
