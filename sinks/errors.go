@@ -49,8 +49,9 @@ func Retryable(err error, after time.Duration) error {
 	return &RetryableError{Err: err, RetryAfter: after}
 }
 
-// PermanentError is a failure that retrying cannot fix: a 400 or other
-// 4xx, an oversize or invalid message. The Runner dead-letters the event.
+// PermanentError is a failure that retrying cannot fix: a 400 or another
+// 4xx that is not a misconfiguration, an oversize or invalid message. The
+// Runner dead-letters the event.
 type PermanentError struct {
 	Err error
 	// PerEvent says the refusal may be about one event of a batch rather

@@ -98,9 +98,10 @@ func validHeaderName(s string) bool {
 }
 
 // Webhook is the webhook sink. It batches events, POSTs each batch and
-// settles its events by the answer: 2xx delivered; 5xx, 408, 429 and
-// network errors retryable; other codes permanent, after splitting the
-// batch to find the events the destination refuses.
+// settles its events by the answer, as ClassifyStatus says: 2xx delivered;
+// 5xx, 408, 429 and network errors retryable; 401, 403, 404 a
+// misconfigured destination; 400, 413, 422 permanent after splitting the
+// batch to find the events refused; other codes permanent for the batch.
 type Webhook struct {
 	url     string
 	headers http.Header
