@@ -28,6 +28,11 @@ type Deps struct {
 	// Ready is what /readyz asks: nil when the broker answers and the
 	// streams exist.
 	Ready func(context.Context) error
+	// Degraded, when it returns an error, makes /readyz answer 200 with
+	// status "degraded" and that warning: something needs the operator
+	// (a sink's destination refuses chattap) but the taps still work.
+	// It must not block.
+	Degraded func() error
 	// Recent feeds /debugger with the latest Live Chat events; nil turns
 	// the page off.
 	Recent         func(ctx context.Context, n int) ([]spec.Message, error)

@@ -298,19 +298,35 @@ func TestDestinationRefusingTheKeyDeadLettersNothing(t *testing.T) {
 	var body string
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if code, body = in.get(t, "/readyz", nil); code == http.StatusServiceUnavailable && requests.Load() >= 3 {
+		if code, body = in.get(t, "/readyz", nil); strings.Contains(body, "degraded") && requests.Load() >= 3 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "sink segment") || !strings.Contains(body, "401") {
-		t.Fatalf("/readyz: %d %s, want 503 naming the segment sink", code, body)
+	// The taps still work, so a load balancer must keep them: 200, with
+	// the warning.
+	if code != http.StatusOK || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "sink segment") || !strings.Contains(body, "401") {
+		t.Fatalf("/readyz: %d %s, want 200 degraded naming the segment sink", code, body)
 	}
 	if strings.Contains(body, "wk-wrong-key-123") || strings.Contains(in.stderr.String(), "wk-wrong-key-123") {
 		t.Errorf("the write key is shown: /readyz %s", body)
 	}
 	if !strings.Contains(in.stderr.String(), "level=ERROR msg=\"destination misconfigured") {
 		t.Errorf("no error-level log of the misconfiguration:\n%s", in.stderr)
+	}
+	// A process without the taps answers 503: nothing of the chat hangs
+	// on it.
+	sinksOnly := start(t, "CHATTAP_NATS_URL=nats://"+natsAddr, "CHATTAP_ROLES=sinks", "CHATTAP_SEGMENT_WRITE_KEY=wk-wrong-key-123", "CHATTAP_SEGMENT_ENDPOINT="+seg.URL,
+		"CHATTAP_SINK_FLUSH_INTERVAL=20ms", "CHATTAP_SINK_BACKOFF_MIN=50ms", "CHATTAP_SINK_BACKOFF_MAX=200ms")
+	deadline = time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, body = sinksOnly.get(t, "/readyz", nil); code == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "sink segment") || strings.Contains(body, "wk-wrong-key-123") {
+		t.Errorf("/readyz of a sinks-only process: %d %s, want 503 naming the segment sink", code, body)
 	}
 	_, js := brokertest.Connect(t, "nats://"+natsAddr)
 	st, err := js.Stream(t.Context(), spec.StreamDLQ)

@@ -108,7 +108,8 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 		Options:        c.Ingest,
 		Publisher:      p.pub,
 		Settings:       settings,
-		Ready:          p.ready(js),
+		Ready:          p.ready(js, !c.has(roleIngest)),
+		Degraded:       p.degraded(c.has(roleIngest)),
 		Recent:         ingest.RecentEvents(js),
 		Metrics:        im,
 		MetricsHandler: reg.Handler(),
@@ -156,13 +157,30 @@ func (p *process) serve(ln net.Listener, h http.Handler) *http.Server {
 	return srv
 }
 
-// ready is what /readyz asks: the broker and the streams, then whether
-// every sink's destination takes chattap's requests.
-func (p *process) ready(js jetstream.JetStream) func(context.Context) error {
+// ready is what /readyz asks: the broker and the streams; in a process
+// without the taps, also whether every sink's destination takes chattap's
+// requests (a 503 there takes no chat down).
+func (p *process) ready(js jetstream.JetStream, sinksToo bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := broker.Check(ctx, js); err != nil {
 			return err
 		}
+		if sinksToo && p.sinks != nil {
+			return p.sinks.Health()
+		}
+		return nil
+	}
+}
+
+// degraded is, in a process with the taps, a sink whose destination
+// refuses chattap: /readyz says so with a 200, because a load balancer
+// that took the taps away for it would break the chat, which still works
+// and is still recorded.
+func (p *process) degraded(taps bool) func() error {
+	if !taps {
+		return nil
+	}
+	return func() error {
 		if p.sinks != nil {
 			return p.sinks.Health()
 		}
