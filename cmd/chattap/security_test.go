@@ -104,7 +104,7 @@ func TestAllowUnauthenticatedStartsIt(t *testing.T) {
 	if code, _ := in.post(t, "/userlike/webhook", webhook("c-open"), nil); code != http.StatusOK {
 		t.Errorf("webhook: %d", code)
 	}
-	if !strings.Contains(in.stderr.String(), "level=WARN msg=\"routes open to anyone") || !strings.Contains(in.stderr.String(), "CHATTAP_WEBHOOK_TOKEN") {
+	if !strings.Contains(in.stderr.String(), "level=WARN msg=\"starting unprotected") || !strings.Contains(in.stderr.String(), "level=WARN msg=\"routes open to anyone") || !strings.Contains(in.stderr.String(), "CHATTAP_WEBHOOK_TOKEN") {
 		t.Errorf("the startup log does not warn of the open routes:\n%s", in.stderr)
 	}
 }

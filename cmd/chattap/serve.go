@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/chattap/chattap/broker"
@@ -26,10 +27,14 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	if errs := c.unsafeStart(); len(errs) > 0 && !c.AllowOpen {
-		return fmt.Errorf("refusing to start:\n  %w", joinLines(errs))
+	unsafe := c.unsafeStart()
+	if len(unsafe) > 0 && !c.AllowOpen {
+		return fmt.Errorf("refusing to start:\n  %w", joinLines(unsafe))
 	}
 	log := c.logger(stderr)
+	for _, err := range unsafe {
+		log.Warn("starting unprotected, as CHATTAP_ALLOW_UNAUTHENTICATED=true allows", "problem", strings.SplitN(err.Error(), ". ", 2)[0])
+	}
 	b, err := openBroker(ctx, c, log, true)
 	if err != nil {
 		return err
