@@ -39,7 +39,8 @@ func (m *Mapper) Options() Options { return m.c.Options }
 // An Observation already applied to st yields nothing and st unchanged,
 // which makes redelivery and replay harmless. With set.RecordLiveChatEvents
 // off, Map yields nothing and st unchanged, so the Observation can be
-// mapped again later. An Observation that can never yield anything (not
+// mapped again later. An exchange the upstream refused with 401 or 403
+// yields nothing either: it was not the contact's. An Observation that can never yield anything (not
 // JSON, no conversation, an unknown source) returns an error wrapping
 // ErrUnmappable; retrying it cannot help. Messages of one call may share
 // their read-only maps (context.traits): copy before changing one.
@@ -99,6 +100,8 @@ func (m *Mapper) applyContact(obs *spec.Observation, st State, ct Contact, set s
 	case obs == nil:
 		return nil, st, ct, false, false, unmappable("no observation")
 	case !set.RecordLiveChatEvents:
+		return nil, st, ct, false, false, nil
+	case refusedUpstream(obs.Status):
 		return nil, st, ct, false, false, nil
 	case obs.Kind == spec.KindUndecodable:
 		return nil, st, ct, false, false, unmappable("payload is not JSON")
