@@ -65,7 +65,13 @@ func TestCase5SinkOutage(t *testing.T) {
 	r, _ := settle(t, w, natsURL, ex, healed, recoveryBound(env)+pick(30*time.Second, 5*time.Minute))
 	dlq := streamMsgs(natsURL, "CHATTAP_DLQ")
 	r.Case, r.Load = "5 sink outage: down, 500, 429, slow, 401", l.String()
-	r.Note = fmt.Sprintf("%s each; dead-lettered %d", phase, dlq)
+	var flagged []string
+	for _, s := range seen {
+		if !strings.Contains(s, `/readyz 200 "{\"status\":\"ready\"}"`) {
+			flagged = append(flagged, strings.SplitN(s, ":", 2)[0])
+		}
+	}
+	r.Note = fmt.Sprintf("%s each; dead-lettered %d; /readyz not plain ready in phases %v; chattap_sink_retried_total rose in each", phase, dlq, flagged)
 	for _, s := range seen {
 		t.Log(s)
 	}
