@@ -89,12 +89,16 @@ func lookup(name string) (command, bool) {
 func runHelp(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		c, ok := lookup(args[0])
-		if !ok || c.name == "help" {
+		if !ok {
 			return fmt.Errorf("help: unknown command %q: see `chattap help`", args[0])
 		}
 		// A command's -h writes its usage to stderr; help is asked for, so
 		// it goes to stdout here.
-		return c.run(ctx, []string{"-h"}, environ, stdout, stdout)
+		if c.name == "help" {
+			args = []string{"-h"}
+		} else {
+			return c.run(ctx, []string{"-h"}, environ, stdout, stdout)
+		}
 	}
 	fs := newFlagSet("help", "Explain chattap and its commands; `chattap help COMMAND` explains one.", stderr)
 	if err := fs.Parse(args); err != nil {
