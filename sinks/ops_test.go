@@ -181,4 +181,11 @@ func TestTailWithoutFollowStopsAtTheEnd(t *testing.T) {
 	if n, err := sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{Raw: true}); err != nil || n != 0 || out.Len() != 0 {
 		t.Errorf("Tail of an empty CHATTAP_RAW: %d, %v, %q", n, err, out.String())
 	}
+	record := `{"v":1,"id":"r1","source":"addon","kind":"operator.online","payload":{"_type":"operator","_event":"online"}}`
+	if _, err := srv.JS.Publish(ctx, "chattap.raw.addon.operator.online", []byte(record)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{Subject: "chattap.raw.>"}); err != nil || n != 1 || out.String() != record+"\n" {
+		t.Errorf("Tail of chattap.raw.> does not read CHATTAP_RAW: %d, %v, %q", n, err, out.String())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/chattap/chattap/spec"
@@ -15,7 +16,7 @@ import (
 // TailOptions say what Tail reads, where it starts and whether it waits.
 type TailOptions struct {
 	// Raw reads the recorded exchanges on CHATTAP_RAW instead of the
-	// events on CHATTAP_EVENTS.
+	// events on CHATTAP_EVENTS; a Subject under chattap.raw. implies it.
 	Raw bool
 	// Subject narrows to one subject or wildcard (chattap.events.identify,
 	// chattap.raw.addon.>); empty: the whole stream.
@@ -36,7 +37,7 @@ type TailOptions struct {
 
 func (o TailOptions) stream() (name, subject string) {
 	name, subject = spec.StreamEvents, spec.SubjectEventsPrefix+">"
-	if o.Raw {
+	if o.Raw || strings.HasPrefix(o.Subject, spec.SubjectRawPrefix) {
 		name, subject = spec.StreamRaw, spec.SubjectRawPrefix+">"
 	}
 	if o.Subject != "" {
