@@ -50,7 +50,7 @@ func TestNamesListHistogramSeries(t *testing.T) {
 	reg := metrics.New()
 	metrics.NewIngest(reg)
 	names := " " + strings.Join(reg.Names(), " ") + " "
-	for _, n := range []string{"chattap_tap_overhead_seconds_bucket", "chattap_tap_overhead_seconds_sum", "chattap_tap_overhead_seconds_count", "chattap_tap_requests_total", "chattap_observations_buffered"} {
+	for _, n := range []string{"chattap_tap_overhead_seconds_bucket", "chattap_tap_overhead_seconds_sum", "chattap_tap_overhead_seconds_count", "chattap_tap_requests_total", "chattap_records_buffered"} {
 		if !strings.Contains(names, " "+n+" ") {
 			t.Errorf("Names lacks %s:%s", n, names)
 		}

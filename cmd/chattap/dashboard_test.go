@@ -144,7 +144,7 @@ func TestDashboardQueriesWhatChattapExports(t *testing.T) {
 		t.Fatalf("add-on callback without its token: %d, want 403", code)
 	}
 	live := []string{"chattap_tap_requests_total", "chattap_tap_overhead_seconds_bucket", "chattap_tap_upstream_seconds_bucket", "chattap_tap_forbidden_total",
-		"chattap_observations_published_total", "chattap_mapper_observations_total", "chattap_mapper_events_published_total",
+		"chattap_records_published_total", "chattap_mapper_observations_total", "chattap_mapper_events_published_total",
 		"chattap_consumer_pending_messages", "chattap_consumer_ack_pending_messages", "chattap_sink_delivered_total", "chattap_sink_dead_lettered_total",
 		"chattap_sink_delivery_seconds_bucket", "process_resident_memory_bytes"}
 	var scrape string
@@ -191,7 +191,7 @@ func TestDashboardQueriesWhatChattapExports(t *testing.T) {
 	// The dashboard shows what the issue asks: exchanges and tap overhead,
 	// observations and events per second, consumer lag, deliveries and
 	// dead letters per sink.
-	for _, n := range []string{"chattap_tap_requests_total", "chattap_tap_overhead_seconds_bucket", "chattap_observations_published_total",
+	for _, n := range []string{"chattap_tap_requests_total", "chattap_tap_overhead_seconds_bucket", "chattap_records_published_total",
 		"chattap_mapper_events_published_total", "chattap_consumer_pending_messages", "chattap_sink_delivered_total", "chattap_sink_dead_lettered_total"} {
 		if !queried[n] {
 			t.Errorf("the dashboard does not query %s", n)
