@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chattap/chattap/sinks"
+	"github.com/chattap/chattap/spec"
 )
 
 // The tools below open the same store serve uses: CHATTAP_NATS_URL when it
@@ -82,7 +83,7 @@ func runTail(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 		return err
 	}
 	what := "events"
-	if *raw {
+	if *raw || strings.HasPrefix(*subject, spec.SubjectRawPrefix) {
 		what = "records"
 	}
 	switch {
