@@ -309,7 +309,8 @@ func TestKubernetesManifests(t *testing.T) {
 }
 
 // checkChattapContainer checks one chattap container: its configuration
-// loads, its probes ask /healthz and /readyz on the port it listens on
+// loads, its probes ask /healthz and /readyz (as fits its role) on the port
+// it listens on
 // (TestManifestsRunAsWritten asks them of the running process), and its
 // memory is sized.
 func checkChattapContainer(t *testing.T, where string, c k8sContainer) {
@@ -321,11 +322,19 @@ func checkChattapContainer(t *testing.T, where string, c k8sContainer) {
 	if err != nil {
 		t.Errorf("%s: CHATTAP_LISTEN_ADDR: %v", where, err)
 	}
+	// A pod that is not ready leaves its Service. Taps on a separate NATS
+	// cluster must stay in it through a cluster outage (they keep
+	// proxying), so their readiness is /healthz; everything else is ready
+	// when its broker and streams are (/readyz).
+	readiness := "/readyz"
+	if env := c.env(); env["CHATTAP_NATS_URL"] != "" && (env["CHATTAP_ROLES"] == "" || strings.Contains(env["CHATTAP_ROLES"], roleIngest)) {
+		readiness = "/healthz"
+	}
 	for _, p := range []struct {
 		kind  string
 		probe *k8sProbe
 		path  string
-	}{{"startup", c.StartupProbe, "/healthz"}, {"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
+	}{{"startup", c.StartupProbe, "/healthz"}, {"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, readiness}} {
 		if p.probe == nil || p.probe.HTTPGet == nil {
 			t.Errorf("%s: no %s probe over HTTP", where, p.kind)
 			continue
