@@ -322,19 +322,26 @@ func checkChattapContainer(t *testing.T, where string, c k8sContainer) {
 	if err != nil {
 		t.Errorf("%s: CHATTAP_LISTEN_ADDR: %v", where, err)
 	}
-	// A pod that is not ready leaves its Service. Taps on a separate NATS
-	// cluster must stay in it through a cluster outage (they keep
-	// proxying), so their readiness is /healthz; everything else is ready
-	// when its broker and streams are (/readyz).
-	readiness := "/readyz"
-	if env := c.env(); env["CHATTAP_NATS_URL"] != "" && (env["CHATTAP_ROLES"] == "" || strings.Contains(env["CHATTAP_ROLES"], roleIngest)) {
+	// A pod that is not ready leaves its Service, and a broken recorder
+	// must never break the chat: a pod with the taps stays ready while
+	// it is alive (/healthz). It first takes traffic once its store is
+	// open (startup on /readyz), unless the store is a separate NATS
+	// cluster, whose outage must not keep new bot pods from starting.
+	// Mapper and sinks serve no traffic: they are ready when their broker
+	// and streams are (/readyz).
+	env := c.env()
+	startup, readiness := "/healthz", "/readyz"
+	if env["CHATTAP_ROLES"] == "" || strings.Contains(env["CHATTAP_ROLES"], roleIngest) {
 		readiness = "/healthz"
+		if env["CHATTAP_NATS_URL"] == "" {
+			startup = "/readyz"
+		}
 	}
 	for _, p := range []struct {
 		kind  string
 		probe *k8sProbe
 		path  string
-	}{{"startup", c.StartupProbe, "/healthz"}, {"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, readiness}} {
+	}{{"startup", c.StartupProbe, startup}, {"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, readiness}} {
 		if p.probe == nil || p.probe.HTTPGet == nil {
 			t.Errorf("%s: no %s probe over HTTP", where, p.kind)
 			continue
