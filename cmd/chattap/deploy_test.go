@@ -31,7 +31,8 @@ type k8sObject struct {
 		Selector map[string]any `yaml:"selector"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec struct {
 				Containers []k8sContainer `yaml:"containers"`
@@ -289,6 +290,15 @@ func TestKubernetesManifests(t *testing.T) {
 				}
 				chattaps++
 				checkChattapContainer(t, where, c)
+				if port := pod.Metadata.Annotations["prometheus.io/port"]; port != "" {
+					metricsAddr := c.env()["CHATTAP_ADMIN_ADDR"]
+					if metricsAddr == "" {
+						metricsAddr = listenAddr(c.environ())
+					}
+					if _, p, _ := net.SplitHostPort(metricsAddr); p != port {
+						t.Errorf("%s: Prometheus is told to scrape port %s, but /metrics is on %s", where, port, metricsAddr)
+					}
+				}
 				if env := c.env(); env["CHATTAP_NATS_URL"] == "" {
 					dataDir := env["CHATTAP_DATA_DIR"]
 					if dataDir == "" || !slices.ContainsFunc(c.VolumeMounts, func(m struct {
@@ -381,8 +391,12 @@ func checkService(t *testing.T, svc k8sObject, objects []k8sObject) {
 		for _, p := range svc.Spec.Ports {
 			found := false
 			for _, c := range o.Spec.Template.Spec.Containers {
-				if _, ok := c.port(p.TargetPort); ok {
+				port, ok := c.port(p.TargetPort)
+				if ok {
 					found = true
+				}
+				if _, admin, _ := net.SplitHostPort(c.env()["CHATTAP_ADMIN_ADDR"]); ok && admin == strconv.Itoa(port) {
+					t.Errorf("%s: port %s exposes chattap's admin listener (/metrics, /admin/*, /debugger)", svc.file, p.Name)
 				}
 			}
 			if !found {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/chattap/chattap/broker/brokertest"
 	"github.com/chattap/chattap/spec"
 )
+
+var adminListeningRE = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
 
 // manifestContainer is the chattap container of the first workload in a
 // manifest file.
@@ -50,12 +53,33 @@ func startAsWritten(t *testing.T, c k8sContainer, natsURL, botURL, segmentURL st
 	if _, ok := manifest["CHATTAP_BOT_WEBHOOK_URL"]; ok {
 		env = append(env, "CHATTAP_BOT_WEBHOOK_URL="+botURL)
 	}
+	_, separateAdmin := manifest["CHATTAP_ADMIN_ADDR"]
+	if separateAdmin {
+		env = append(env, "CHATTAP_ADMIN_ADDR=:0")
+	}
 	in := start(t, env...)
 	addr, err := loopbackTarget(in.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in.addr = addr
+	if separateAdmin {
+		m := adminListeningRE.FindStringSubmatch(in.stderr.String())
+		if m == nil {
+			t.Fatalf("no admin listener though CHATTAP_ADMIN_ADDR is set:\n%s", in.stderr)
+		}
+		admin, _ := loopbackTarget(m[1])
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("/metrics on the admin listener: %v %v", resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if code, _ := in.get(t, "/metrics", nil); code != http.StatusNotFound {
+			t.Errorf("/metrics on the public listener: %d, want 404 with CHATTAP_ADMIN_ADDR", code)
+		}
+	}
 	for _, p := range []*k8sProbe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
 		if p == nil || p.HTTPGet == nil {
 			continue

@@ -46,6 +46,10 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 			p.log.Warn("no sink is configured: events stay on CHATTAP_EVENTS (set CHATTAP_SEGMENT_WRITE_KEY, CHATTAP_WEBHOOK_SINK_URL or CHATTAP_FILE_SINK_PATH)")
 			return nil
 		}
+		names := make([]string, len(list))
+		for i, s := range list {
+			names[i] = s.Name()
+		}
 		r, err := sinks.NewRunner(p.broker.js, c.Sinks.Delivery, deps, list...)
 		if err != nil {
 			closeSinks(list)
@@ -58,6 +62,8 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 		for _, s := range list {
 			consumers = append(consumers, metrics.ConsumerState{Stream: spec.StreamEvents, Consumer: sinks.ConsumerName(s.Name())})
 		}
+		p.sinks = r
+		p.log.Info("sinks on", "sinks", names, "file", fileSinkTarget(c))
 	}
 	return nil
 }
@@ -81,4 +87,15 @@ func consumerStates(js jetstream.JetStream, named []metrics.ConsumerState) func(
 		}
 		return out
 	}
+}
+
+// fileSinkTarget says where the file sink writes, for the startup log.
+func fileSinkTarget(c *config) string {
+	switch c.Sinks.File.Path {
+	case "":
+		return "off"
+	case "-":
+		return "standard output"
+	}
+	return c.Sinks.File.Path
 }
