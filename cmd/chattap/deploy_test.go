@@ -195,11 +195,25 @@ func secretKeysInReadme(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The command as a shell runs it: its first line and every line that
+	// the one before continues with a trailing backslash.
+	var command []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		switch {
+		case strings.HasPrefix(line, "kubectl create secret generic chattap "):
+			command = []string{line}
+		case len(command) > 0 && strings.HasSuffix(command[len(command)-1], " \\"):
+			command = append(command, line)
+		}
+		if len(command) > 0 && !strings.HasSuffix(command[len(command)-1], " \\") {
+			break
+		}
+	}
 	var keys []string
-	for _, m := range regexp.MustCompile(`--from-literal=([a-z0-9-]+)=`).FindAllStringSubmatch(string(readme), -1) {
+	for _, m := range regexp.MustCompile(`--from-literal=([a-z0-9-]+)=`).FindAllStringSubmatch(strings.Join(command, "\n"), -1) {
 		keys = append(keys, m[1])
 	}
-	if !strings.Contains(string(readme), "kubectl create secret generic chattap") || len(keys) == 0 {
+	if len(keys) == 0 {
 		t.Fatal("README.md does not give the `kubectl create secret generic chattap` command the manifests need")
 	}
 	return keys

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -24,6 +25,14 @@ func TestSplitLayoutOnTheNATSChart(t *testing.T) {
 			Image struct {
 				Tag string `yaml:"tag"`
 			} `yaml:"image"`
+			Env map[string]struct {
+				ValueFrom struct {
+					SecretKeyRef struct {
+						Name string `yaml:"name"`
+						Key  string `yaml:"key"`
+					} `yaml:"secretKeyRef"`
+				} `yaml:"valueFrom"`
+			} `yaml:"env"`
 		} `yaml:"container"`
 		Config struct {
 			Cluster struct {
@@ -40,7 +49,13 @@ func TestSplitLayoutOnTheNATSChart(t *testing.T) {
 					} `yaml:"pvc"`
 				} `yaml:"fileStore"`
 			} `yaml:"jetstream"`
-			Merge map[string]any `yaml:"merge"`
+			Merge struct {
+				MaxPayload    int `yaml:"max_payload"`
+				Authorization struct {
+					User     string `yaml:"user"`
+					Password string `yaml:"password"`
+				} `yaml:"authorization"`
+			} `yaml:"merge"`
 		} `yaml:"config"`
 	}
 	if err := yaml.Unmarshal(data, &values); err != nil {
@@ -59,8 +74,19 @@ func TestSplitLayoutOnTheNATSChart(t *testing.T) {
 	if major < 2 || major == 2 && minor < 11 {
 		t.Errorf("nats-server %s: chattap needs 2.11 or later", values.Container.Image.Tag)
 	}
-	if payload, _ := values.Config.Merge["max_payload"].(int); payload < 2<<20 {
-		t.Errorf("max_payload %v: a 1 MiB body recorded with its answer needs more than NATS's default 1 MiB", values.Config.Merge["max_payload"])
+	if payload := values.Config.Merge.MaxPayload; payload < 2<<20 {
+		t.Errorf("max_payload %d: a 1 MiB body recorded with its answer needs more than NATS's default 1 MiB", payload)
+	}
+	// The cluster's password comes from the Secret's key that chattap's
+	// processes connect with, through a variable of the server's.
+	auth := values.Config.Merge.Authorization
+	m = regexp.MustCompile(`^<< \$(\w+) >>$`).FindStringSubmatch(auth.Password)
+	if auth.User == "" || m == nil {
+		t.Fatalf("the NATS values require no user and password from a variable: %+v", auth)
+	}
+	passwordRef := values.Container.Env[m[1]].ValueFrom.SecretKeyRef
+	if passwordRef.Name != "chattap" || !slices.Contains(secretKeysInReadme(t), passwordRef.Key) {
+		t.Errorf("the servers' %s comes from secret %q key %q, not one the README's command makes", m[1], passwordRef.Name, passwordRef.Key)
 	}
 
 	roles := map[string]int{}
@@ -72,6 +98,17 @@ func TestSplitLayoutOnTheNATSChart(t *testing.T) {
 			env := c.env()
 			role := env["CHATTAP_ROLES"]
 			roles[role] = *o.Spec.Replicas
+			if env["CHATTAP_NATS_USER"] != auth.User {
+				t.Errorf("%s: CHATTAP_NATS_USER %q, but the cluster's user is %q", o.file, env["CHATTAP_NATS_USER"], auth.User)
+			}
+			for _, e := range c.Env {
+				if e.Name == "CHATTAP_NATS_PASSWORD" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Key != passwordRef.Key) {
+					t.Errorf("%s: CHATTAP_NATS_PASSWORD is not the Secret's %s, the cluster's password", o.file, passwordRef.Key)
+				}
+			}
+			if _, ok := env["CHATTAP_NATS_PASSWORD"]; !ok {
+				t.Errorf("%s: no CHATTAP_NATS_PASSWORD for the cluster", o.file)
+			}
 			if env["CHATTAP_NATS_URL"] != "nats://nats:4222" {
 				t.Errorf("%s: CHATTAP_NATS_URL %q, want the chart's Service nats://nats:4222", o.file, env["CHATTAP_NATS_URL"])
 			}
