@@ -68,7 +68,9 @@ const rowHeader = "| case | load | accepted | refused | lost | expected | delive
 
 func (r row) String() string {
 	rec := "—"
-	if r.Recovery > 0 {
+	if r.Missing > 0 {
+		rec = "not recovered"
+	} else if r.Recovery > 0 {
 		rec = fmt.Sprintf("%.1f s", r.Recovery.Seconds())
 	}
 	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |",

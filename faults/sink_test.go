@@ -25,11 +25,12 @@ func TestCase5SinkOutage(t *testing.T) {
 	c := newChattap(t, "chattap", env)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	phase := pick(2*time.Second, 30*time.Second)
-	var seen []string
+	var seen, metricsSeen []string
 	observe := func(name string) {
 		code, body := c.Ready(t.Context())
-		seen = append(seen, fmt.Sprintf("%s: /readyz %d %q, retried %.0f, in flight %.0f", name, code, body,
-			c.Metric("chattap_sink_retried_total"), c.Metric("chattap_sink_in_flight")))
+		retried, inFlight := c.Metric("chattap_sink_retried_total"), c.Metric("chattap_sink_in_flight")
+		seen = append(seen, fmt.Sprintf("%s: /readyz %d %q, retried %.0f, in flight %.0f", name, code, body, retried, inFlight))
+		metricsSeen = append(metricsSeen, fmt.Sprintf("%s: retried %.0f, in flight %.0f", name, retried, inFlight))
 	}
 	l := caseLoad(0x5a0)
 	ex, healed := drive(t, l, c.URL, 500*time.Millisecond, func(ctx context.Context) error {
@@ -71,7 +72,7 @@ func TestCase5SinkOutage(t *testing.T) {
 			flagged = append(flagged, strings.SplitN(s, ":", 2)[0])
 		}
 	}
-	r.Note = fmt.Sprintf("%s each; dead-lettered %d; /readyz not plain ready in phases %v; chattap_sink_retried_total rose in each", phase, dlq, flagged)
+	r.Note = fmt.Sprintf("%s each; dead-lettered %d; /readyz not plain ready in phases %v; at each phase's end %s", phase, dlq, flagged, strings.Join(metricsSeen, ", "))
 	for _, s := range seen {
 		t.Log(s)
 	}
