@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/chattap/chattap/spec"
 )
@@ -39,7 +40,8 @@ func (m *Mapper) Options() Options { return m.c.Options }
 // An Observation already applied to st yields nothing and st unchanged,
 // which makes redelivery and replay harmless. With set.RecordLiveChatEvents
 // off, Map yields nothing and st unchanged, so the Observation can be
-// mapped again later. An Observation that can never yield anything (not
+// mapped again later. An event in set.DisabledEvents is left out, while
+// the State it implies is kept. An Observation that can never yield anything (not
 // JSON, no conversation, an unknown source) returns an error wrapping
 // ErrUnmappable; retrying it cannot help. Messages of one call may share
 // their read-only maps (context.traits): copy before changing one.
@@ -89,6 +91,11 @@ func (m *Mapper) apply(obs *spec.Observation, st State, set spec.Settings) (out 
 	}
 	if err != nil {
 		return nil, st, false, err
+	}
+	if len(set.DisabledEvents) > 0 {
+		c.out = slices.DeleteFunc(c.out, func(m spec.Message) bool {
+			return m.Type == spec.TypeTrack && !set.EventEnabled(m.Event)
+		})
 	}
 	if !c.changed {
 		return c.out, st, false, nil
