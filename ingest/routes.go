@@ -35,8 +35,8 @@ func (s *Server) routes() http.Handler {
 			r.Method(http.MethodGet, "/admin/settings", admin(handleGetSettings(s)))
 			r.Method(http.MethodPut, "/admin/settings", admin(handlePutSettings(s)))
 		}
-		if s.Recent != nil {
-			r.Method(http.MethodGet, "/debugger", admin(handleDebugger(s)))
+		if s.Debugger != nil {
+			r.Mount("/debugger", s.Debugger.Handler(admin))
 		}
 	}
 	return r

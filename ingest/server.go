@@ -26,9 +26,8 @@ type Deps struct {
 	// Ready is what /readyz asks: nil when the broker answers and the
 	// streams exist.
 	Ready func(context.Context) error
-	// Recent feeds /debugger with the latest Live Chat events; nil turns
-	// the page off.
-	Recent         func(ctx context.Context, n int) ([]spec.Message, error)
+	// Debugger serves /debugger (with the admin token); nil turns it off.
+	Debugger       *Debugger
 	Metrics        *metrics.Ingest
 	MetricsHandler http.Handler
 	ChannelFields  spec.ChannelFields

@@ -56,6 +56,7 @@ type process struct {
 	pprof    *http.Server
 	serveErr chan error
 	pub      *ingest.Publisher
+	debugger *ingest.Debugger
 	stages   []stage
 }
 
@@ -97,12 +98,18 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 		return err
 	}
 	js := p.broker.js
+	if c.Ingest.AdminToken != "" {
+		p.debugger = ingest.NewDebugger(ingest.DebuggerDeps{JS: js, Settings: settings, Counter: reg.Gather, Log: p.log})
+		if err := p.debugger.Start(ctx); err != nil {
+			return err
+		}
+	}
 	srv, err := ingest.New(ingest.Deps{
 		Options:        c.Ingest,
 		Publisher:      p.pub,
 		Settings:       settings,
 		Ready:          func(ctx context.Context) error { return broker.Check(ctx, js) },
-		Recent:         ingest.RecentEvents(js),
+		Debugger:       p.debugger,
 		Metrics:        im,
 		MetricsHandler: reg.Handler(),
 		ChannelFields:  c.channelFields(),
@@ -116,6 +123,10 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 		return fmt.Errorf("CHATTAP_LISTEN_ADDR: %w", err)
 	}
 	p.http = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	if p.debugger != nil {
+		// Debugger streams never end by themselves: Shutdown ends them.
+		p.http.RegisterOnShutdown(p.debugger.Close)
+	}
 	p.serveErr = make(chan error, 1)
 	go func() {
 		if err := p.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -142,6 +153,9 @@ func (p *process) stop(ctx context.Context) {
 			_ = p.http.Close()
 		}
 		cancel()
+	}
+	if p.debugger != nil {
+		p.debugger.Close()
 	}
 	if p.pub != nil {
 		if err := p.pub.Stop(ctx); err != nil {
