@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,12 +92,17 @@ func fakeBot(t *testing.T) *httptest.Server {
 	return bot
 }
 
+// chatbotEvent is a webhook from Userlike: start, or a message with body,
+// from a contact whose name is the conversation's (see contacts).
 func chatbotEvent(cid, name, body string) string {
+	contact := cmp.Or(contacts[cid], "Ada Lovelace")
 	if name == "start" {
-		return fmt.Sprintf(`{"info":{"cid":%q,"approach_mode":"normal","contact":{"name":"Ada Lovelace"},"widget":{"id":"7","name":"Support"}},"packet":{"name":"start","payload":{}}}`, cid)
+		return fmt.Sprintf(`{"info":{"cid":%q,"approach_mode":"normal","contact":{"name":%q},"widget":{"id":"7","name":"Support"}},"packet":{"name":"start","payload":{}}}`, cid, contact)
 	}
-	return fmt.Sprintf(`{"info":{"cid":%q,"contact":{"name":"Ada Lovelace"},"widget":{"id":"7","name":"Support"}},"packet":{"name":"message","payload":{"body":%q}}}`, cid, body)
+	return fmt.Sprintf(`{"info":{"cid":%q,"contact":{"name":%q},"widget":{"id":"7","name":"Support"}},"packet":{"name":"message","payload":{"body":%q}}}`, cid, contact, body)
 }
+
+var contacts = map[string]string{"chatbot::258:0b0b5e11e2a94c4fa3c1d0e6c0ffee42": "Bob Okafor"}
 
 // pageJS evaluates expr in the page and returns its value.
 func pageJS[T any](t *testing.T, ctx context.Context, expr string) T {
@@ -343,6 +349,7 @@ func loadTheDebugger(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
 	_, js := brokertest.Connect(t, url)
 	before := pageJS[int](t, ctx, `window.chattapDebugger.received`)
+	pageJS[bool](t, ctx, `(window.chattapDebugger.longestFrame = 0, true)`)
 
 	done := make(chan int, 1)
 	go func() {
@@ -390,9 +397,17 @@ func loadTheDebugger(t *testing.T, ctx context.Context, url string) {
 	}
 	rows := pageJS[int](t, ctx, `document.querySelectorAll('#rows .row').length`)
 	received := pageJS[int](t, ctx, `window.chattapDebugger.received`)
-	t.Logf("load: %d rounds, worst animation-frame round trip %v, %d rows shown, %d messages received during the load", rounds, worst, rows, received-before)
-	if worst > 3*time.Second {
-		t.Errorf("the page froze: an animation frame took %v to run during the load", worst)
+	longest := time.Duration(pageJS[float64](t, ctx, `window.chattapDebugger.longestFrame`) * float64(time.Millisecond))
+	t.Logf("load: %d messages reached the page; longest frame of its own work %v; worst round trip to an animation frame %v over %d rounds; %d rows shown",
+		received-before, longest.Round(time.Millisecond), worst.Round(time.Millisecond), rounds, rows)
+	// Both include what a machine shared with the race detector and the
+	// load itself costs the browser: the bounds are for a freeze, not for
+	// speed.
+	if longest > time.Second {
+		t.Errorf("the page froze: one frame's work took %v during the load", longest)
+	}
+	if worst > 5*time.Second {
+		t.Errorf("the page froze: an animation frame took %v to come during the load", worst)
 	}
 	if rows > 300 {
 		t.Errorf("%d rows shown, the list must stay bounded at 300", rows)

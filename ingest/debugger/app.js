@@ -13,7 +13,7 @@
     token: null, paused: false, live: false,
     rows: new Map(), order: [], index: new Map(), seen: new Map(),
     queue: [], fresh: [], dirty: new Set(), renderAll: false,
-    received: 0, skippedServer: 0, skippedPage: 0, whilePaused: 0, frames: 0,
+    received: 0, longestFrame: 0, skippedServer: 0, skippedPage: 0, whilePaused: 0, frames: 0,
     conv: '', event: '', names: new Set(), selected: null,
     settings: null, known: [], abort: null, retryIn: 1000, nextRowID: 0,
   };
@@ -87,6 +87,7 @@
 
   function frame() {
     scheduled = false; st.frames++;
+    const began = performance.now();
     let lines = st.queue; st.queue = [];
     if (lines.length > MAX_LINES_PER_FRAME) {
       st.skippedPage += lines.length - MAX_LINES_PER_FRAME;
@@ -98,6 +99,7 @@
     }
     if (!st.paused) render();
     else if (lines.length) renderStatus();
+    st.longestFrame = Math.max(st.longestFrame, performance.now() - began);
   }
 
   function remember(key) {
