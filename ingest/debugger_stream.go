@@ -113,6 +113,9 @@ func handleDebuggerStream(dbg *Debugger) http.Handler {
 			subs = append(subs, s)
 		}
 		rc := http.NewResponseController(w)
+		// A GET has nothing more to read: the server's ReadTimeout must
+		// not end a stream that lasts as long as the page is open.
+		_ = rc.SetReadDeadline(time.Time{})
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Accel-Buffering", "no")

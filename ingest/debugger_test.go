@@ -37,7 +37,10 @@ func startDebugger(t *testing.T) (*httptest.Server, jetstream.JetStream, *ingest
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewUnstartedServer(srv)
+	// As serve's server has, but short: a stream outlives it.
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Start()
 	t.Cleanup(func() { dbg.Close(); hs.Close() })
 	return hs, s.JS, dbg
 }
@@ -112,6 +115,7 @@ func TestDebuggerStreamsBacklogThenLive(t *testing.T) {
 	if l := next(); l.Kind != "live" {
 		t.Errorf("after the backlog: %+v, want live", l)
 	}
+	time.Sleep(600 * time.Millisecond) // past the server's ReadTimeout
 	publishEvent(t, js, "obs-2", "m-2")
 	if l := next(); l.Kind != "event" || l.Record != "obs-2" || l.Subject != "chattap.events.live_chat_message_sent" {
 		t.Errorf("live line: %+v", l)
