@@ -340,9 +340,9 @@ func waitMapperDone(t *testing.T, url string) {
 	t.Fatal("the mapper did not finish within 15s")
 }
 
-// loadTheDebugger stores about a thousand Observations a second for three
-// seconds (each maps to Started and Sent: some three thousand messages a
-// second reach the page) while measuring how long the page takes to run
+// loadTheDebugger stores about a thousand records a second for three
+// seconds (each maps to an identify, Started and Sent: some four thousand
+// messages a second reach the page, as far as the mapper keeps up) while measuring how long the page takes to run
 // an animation frame. The bounds are generous: the page must stay usable,
 // not fast.
 func loadTheDebugger(t *testing.T, ctx context.Context, url string) {
@@ -363,11 +363,11 @@ func loadTheDebugger(t *testing.T, ctx context.Context, url string) {
 			}
 			for range 10 {
 				sent++
-				o := spec.Observation{V: spec.ObservationVersion, ID: fmt.Sprintf("load-%d-%d", now.UnixNano(), sent), Source: spec.SourceChatbotWebhook,
-					Kind: "message", ReceivedAt: time.Now().UTC(), ConversationID: fmt.Sprintf("chatbot::load:%d", sent), Status: 200,
-					Payload: json.RawMessage(chatbotEvent(fmt.Sprintf("chatbot::load:%d", sent), "message", "load"))}
-				b, _ := json.Marshal(o)
-				if _, err := js.PublishAsync(o.Subject(), b, jetstream.WithMsgID(o.ID)); err != nil {
+				cid := fmt.Sprintf("chatbot::load:%d", sent)
+				o := &spec.Observation{Source: spec.SourceChatbotWebhook, Kind: "message", ConversationID: cid,
+					Payload: json.RawMessage(chatbotEvent(cid, "message", "load"))}
+				rec := spec.NewRecord(fmt.Sprintf("load-%d-%d", now.UnixNano(), sent), time.Now(), 200, []*spec.Observation{o})
+				if _, err := js.PublishAsync(rec.Subject(), rec.AppendJSON(nil), jetstream.WithMsgID(rec.ID)); err != nil {
 					break
 				}
 			}
