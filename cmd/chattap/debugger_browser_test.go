@@ -395,6 +395,7 @@ func loadTheDebugger(t *testing.T, ctx context.Context, url string) {
 		rounds++
 		time.Sleep(100 * time.Millisecond)
 	}
+	waitJS(t, ctx, "the page catching up after the load", `window.chattapDebugger.queue.length === window.chattapDebugger.qHead`)
 	rows := pageJS[int](t, ctx, `document.querySelectorAll('#rows .row').length`)
 	received := pageJS[int](t, ctx, `window.chattapDebugger.received`)
 	longest := time.Duration(pageJS[float64](t, ctx, `window.chattapDebugger.longestFrame`) * float64(time.Millisecond))

@@ -1,18 +1,20 @@
 // chattap live debugger. One page, no build step. Messages arrive as JSON
 // lines on a streamed fetch (so the admin token travels in an
 // Authorization header, never in a URL); they are queued as they come and
-// applied once per animation frame, into a bounded list.
+// applied once per animation frame, a bounded time's worth per frame, into
+// a bounded list.
 (() => {
   'use strict';
   const MAX_ROWS = 300;          // exchanges kept, and at most as many rows in the DOM
-  const MAX_LINES_PER_FRAME = 2000; // beyond this, a frame skips the oldest lines
+  const FRAME_BUDGET_MS = 10;     // parsing per frame; the rest waits for the next frame
+  const MAX_QUEUED_CHARS = 16 << 20; // beyond this the oldest waiting lines are skipped
   const TOKEN_KEY = 'chattap-admin-token';
   const $ = (id) => document.getElementById(id);
 
   const st = {
     token: null, paused: false, live: false,
     rows: new Map(), order: [], index: new Map(), seen: new Map(),
-    queue: [], fresh: [], dirty: new Set(), renderAll: false,
+    queue: [], qHead: 0, queuedChars: 0, fresh: [], dirty: new Set(), renderAll: false,
     received: 0, longestFrame: 0, skippedServer: 0, skippedPage: 0, whilePaused: 0, frames: 0,
     conv: '', event: '', names: new Set(), selected: null,
     settings: null, known: [], abort: null, retryIn: 1000, nextRowID: 0,
@@ -68,7 +70,10 @@
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i); buf = buf.slice(i + 1);
-        if (line) st.queue.push(line);
+        if (line) { st.queue.push(line); st.queuedChars += line.length; }
+      }
+      while (st.queuedChars > MAX_QUEUED_CHARS && st.qHead < st.queue.length) {
+        st.queuedChars -= st.queue[st.qHead++].length; st.skippedPage++;
       }
       schedule();
     }
@@ -88,17 +93,19 @@
   function frame() {
     scheduled = false; st.frames++;
     const began = performance.now();
-    let lines = st.queue; st.queue = [];
-    if (lines.length > MAX_LINES_PER_FRAME) {
-      st.skippedPage += lines.length - MAX_LINES_PER_FRAME;
-      lines = lines.slice(lines.length - MAX_LINES_PER_FRAME);
+    const q = st.queue;
+    let n = 0;
+    while (st.qHead < q.length) {
+      const line = q[st.qHead++]; n++;
+      st.queuedChars -= line.length;
+      let l; try { l = JSON.parse(line); } catch (e) { l = null; }
+      if (l) apply(l);
+      if ((n & 15) === 0 && performance.now() - began > FRAME_BUDGET_MS) break;
     }
-    for (const line of lines) {
-      let l; try { l = JSON.parse(line); } catch (e) { continue; }
-      apply(l);
-    }
+    if (st.qHead >= q.length) { st.queue = []; st.qHead = 0; }
+    else { if (st.qHead > 4096) { st.queue = q.slice(st.qHead); st.qHead = 0; } schedule(); }
     if (!st.paused) render();
-    else if (lines.length) renderStatus();
+    else if (n) renderStatus();
     st.longestFrame = Math.max(st.longestFrame, performance.now() - began);
   }
 
@@ -225,7 +232,12 @@
       const status = row.recs.map((r) => r.status).find((s) => s);
       if (status) top.append(el('span', 'status' + (status >= 300 ? ' bad' : ''), String(status)));
       rec.append(top);
-      if (row.conv) rec.append(el('div', 'conv mono', row.conv));
+      const id = first.exchange_id || first.exchange || first.id || '';
+      const meta = el('div', 'meta');
+      if (row.conv) meta.append(el('span', 'conv mono', row.conv));
+      meta.append(el('span', 'rid mono', 'v' + (first.v || '?') + ' · ' + id.slice(0, 8)));
+      meta.lastChild.title = 'record ' + id;
+      rec.append(meta);
       const ul = el('ul', 'inside');
       for (const r of row.recs) for (const it of insideOf(r)) {
         const item = el('li');
