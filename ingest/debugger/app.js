@@ -235,7 +235,7 @@
       const id = first.exchange_id || first.exchange || first.id || '';
       const meta = el('div', 'meta');
       if (row.conv) meta.append(el('span', 'conv mono', row.conv));
-      meta.append(el('span', 'rid mono', 'v' + (first.v || '?') + ' · ' + id.slice(0, 8)));
+      meta.append(el('span', 'rid mono', 'v' + (first.v || '?') + ' · …' + id.slice(-8)));
       meta.lastChild.title = 'record ' + id;
       rec.append(meta);
       const ul = el('ul', 'inside');
