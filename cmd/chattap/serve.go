@@ -13,6 +13,8 @@ import (
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/ingest"
 	"github.com/chattap/chattap/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -57,6 +59,7 @@ type process struct {
 	serveErr chan error
 	pub      *ingest.Publisher
 	debugger *ingest.Debugger
+	debugNC  *nats.Conn
 	stages   []stage
 }
 
@@ -99,8 +102,7 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 	}
 	js := p.broker.js
 	if c.Ingest.AdminToken != "" {
-		p.debugger = ingest.NewDebugger(ingest.DebuggerDeps{JS: js, Settings: settings, Counter: reg.Gather, Log: p.log})
-		if err := p.debugger.Start(ctx); err != nil {
+		if err := p.startDebugger(ctx, settings, reg); err != nil {
 			return err
 		}
 	}
@@ -137,6 +139,29 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 	return nil
 }
 
+// startDebugger starts the live debugger on a connection of its own: it
+// receives a copy of every message stored, per open page, and a slow page
+// must never make the broker cut the pipeline's connection as a slow
+// consumer.
+func (p *process) startDebugger(ctx context.Context, settings *broker.SettingsStore, reg *metrics.Registry) error {
+	nc, err := p.broker.connect("chattap-debugger")
+	if err != nil {
+		return fmt.Errorf("debugger: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("debugger: %w", err)
+	}
+	dbg := ingest.NewDebugger(ingest.DebuggerDeps{JS: js, Settings: settings, Counter: reg.Gather, Log: p.log})
+	if err := dbg.Start(ctx); err != nil {
+		nc.Close()
+		return err
+	}
+	p.debugger, p.debugNC = dbg, nc
+	return nil
+}
+
 // stop shuts down in the order that loses nothing: HTTP intake first, then
 // the publisher's buffer, then the consumers and sinks, then the broker.
 // What does not finish within ctx stays unacknowledged in JetStream and is
@@ -156,6 +181,7 @@ func (p *process) stop(ctx context.Context) {
 	}
 	if p.debugger != nil {
 		p.debugger.Close()
+		p.debugNC.Close()
 	}
 	if p.pub != nil {
 		if err := p.pub.Stop(ctx); err != nil {
