@@ -187,7 +187,16 @@ func TestDebuggerInTheBrowser(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(base+"/debugger#token=wrong"))
 	waitJS(t, ctx, "the sign-in form after a wrong token", `!document.getElementById('signin').hidden && document.getElementById('signin-error').textContent.includes('refused')`)
 
-	// The fragment signs in, and leaves the address bar at once.
+	// The form signs in, and the tab remembers the token: a new visit of
+	// /debugger does not ask again.
+	do(t, ctx, chromedp.SendKeys("#token", token))
+	click(t, ctx, "#signin-form button")
+	waitJS(t, ctx, "the stream going live after the form", `document.getElementById('conn').classList.contains('live')`)
+	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/debugger"))
+	waitJS(t, ctx, "the stream going live without asking again", `document.getElementById('conn').classList.contains('live') && document.getElementById('signin').hidden`)
+
+	// The fragment signs in too, and leaves the address bar at once.
+	pageJS[bool](t, ctx, `(sessionStorage.clear(), true)`)
 	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/debugger#token="+token))
 	waitJS(t, ctx, "the stream going live", `document.getElementById('conn').classList.contains('live')`)
 	href := pageJS[string](t, ctx, `location.href`)
