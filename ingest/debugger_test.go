@@ -121,6 +121,13 @@ func TestDebuggerStreamsBacklogThenLive(t *testing.T) {
 		t.Errorf("live line: %+v", l)
 	}
 
+	// A sink that has taken nothing yet, with one dead letter.
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), spec.StreamEvents, jetstream.ConsumerConfig{Durable: "sink-file", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), spec.DLQSubject("file"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
 	req, _ = http.NewRequest(http.MethodGet, hs.URL+"/debugger/state", nil)
 	req.Header.Set("Authorization", "Bearer adm")
 	sr, err := http.DefaultClient.Do(req)
@@ -131,6 +138,7 @@ func TestDebuggerStreamsBacklogThenLive(t *testing.T) {
 	var state struct {
 		Events []ingest.EventCount `json:"events"`
 		Stored uint64              `json:"events_stored"`
+		Sinks  []ingest.SinkState  `json:"sinks"`
 	}
 	if err := json.NewDecoder(sr.Body).Decode(&state); err != nil {
 		t.Fatal(err)
@@ -138,6 +146,9 @@ func TestDebuggerStreamsBacklogThenLive(t *testing.T) {
 	// Start subscribed before either event was published: both count.
 	if len(state.Events) != 1 || state.Events[0].Event != "Live Chat Message Sent" || state.Events[0].Minute != 2 || state.Stored != 2 {
 		t.Errorf("state: %+v", state)
+	}
+	if len(state.Sinks) != 1 || state.Sinks[0].Name != "file" || state.Sinks[0].Lag != 2 || state.Sinks[0].DeadLetters != 1 {
+		t.Errorf("sinks: %+v, want file with 2 to take and 1 dead letter", state.Sinks)
 	}
 }
 
