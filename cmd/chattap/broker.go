@@ -14,10 +14,11 @@ import (
 // brokerConn is this process's link to NATS: the embedded server it runs,
 // if any, and the connection.
 type brokerConn struct {
-	emb *broker.Embedded
-	url string
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	emb  *broker.Embedded
+	url  string
+	auth broker.Credentials
+	nc   *nats.Conn
+	js   jetstream.JetStream
 }
 
 // connect opens one more connection to the same broker, named name, for
@@ -26,7 +27,7 @@ func (b *brokerConn) connect(name string) (*nats.Conn, error) {
 	if b.emb != nil {
 		return b.emb.Connect(name)
 	}
-	return broker.Connect(b.url, name)
+	return broker.Connect(b.url, name, b.auth)
 }
 
 // openBroker connects to CHATTAP_NATS_URL, or starts the embedded server
@@ -36,16 +37,16 @@ func (b *brokerConn) connect(name string) (*nats.Conn, error) {
 // other CHATTAP_* values never changes a deployment's retention or
 // replicas.
 func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*brokerConn, error) {
-	b := &brokerConn{url: c.NatsURL}
+	b := &brokerConn{url: c.NatsURL, auth: c.NatsAuth}
 	var err error
 	if c.NatsURL != "" {
-		b.nc, err = broker.Connect(c.NatsURL, "chattap")
+		b.nc, err = broker.Connect(c.NatsURL, "chattap", c.NatsAuth)
 		if err != nil {
 			return nil, err
 		}
 		log.Info("connected to NATS", "server", b.nc.ConnectedUrlRedacted(), "version", b.nc.ConnectedServerVersion())
 	} else {
-		o := broker.EmbeddedOptions{StoreDir: c.DataDir}
+		o := broker.EmbeddedOptions{StoreDir: c.DataDir, Auth: c.NatsAuth}
 		if serve {
 			o.Listen = c.NatsListen
 		}
@@ -56,7 +57,7 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*
 			b.emb.Shutdown()
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
-		log.Info("embedded NATS started", "store", c.DataDir, "listen", b.emb.ClientURL())
+		log.Info("embedded NATS started", "store", c.DataDir, "listen", b.emb.ClientURL(), "auth", c.NatsAuth.Authenticates(), "tls", c.NatsAuth.TLSCert != "")
 	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		b.close(ctx)
