@@ -25,6 +25,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		return err
 	}
 	log := c.logger(stderr)
+	defer applyMemoryLimit(c, environ, log)()
 	b, err := openBroker(ctx, c, log, true)
 	if err != nil {
 		return err
