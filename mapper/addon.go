@@ -99,6 +99,10 @@ func (c *conv) live(e *addonWire, fromContact bool) {
 	if body == "" {
 		return
 	}
+	if c.st.Ended && c.seen(fromContact, body) {
+		// A live event that arrives after the transcript that held it.
+		return
+	}
 	msgID := string(e.MessageID)
 	if msgID == "" && e.ID != "" && string(e.ID) != e.SessionKey() {
 		// id names the message only where another field names the session.

@@ -94,6 +94,9 @@ func (m *Mapper) apply(obs *spec.Observation, st State, set spec.Settings) (out 
 		return c.out, st, false, nil
 	}
 	c.st.V = StateVersion
+	if obs.ReceivedAt.After(c.st.LastAt) {
+		c.st.LastAt = obs.ReceivedAt.UTC()
+	}
 	c.st.Applied = appendBounded(c.st.Applied, hashString(obs.ID), maxApplied)
 	return c.out, c.st, true, nil
 }
