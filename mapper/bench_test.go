@@ -97,24 +97,13 @@ func BenchmarkRunner(b *testing.B) {
 		obs := spec.Observation{V: 1, ID: fmt.Sprintf("bench-%d", n), Source: spec.SourceChatbotWebhook, Kind: "message", ReceivedAt: at, ConversationID: cid, Status: 200,
 			Payload: json.RawMessage(`{"info":{"cid":"` + cid + `","contact":{"id":1}},"packet":{"name":"message","payload":{"body":"hello"}}}`)}
 		data, _ := json.Marshal(&obs)
-		if _, err := s.JS.PublishAsync(obs.Subject(), data, jetstream.WithMsgID(obs.ID)); err != nil {
+		if _, err := s.JS.PublishAsync(rawSubject(&obs), data, jetstream.WithMsgID(obs.ID)); err != nil {
 			b.Fatal(err)
 		}
 		n++
 	}
 	<-s.JS.PublishAsyncComplete()
-	for {
-		c, err := s.JS.Consumer(b.Context(), spec.StreamRaw, spec.ConsumerMapper)
-		if err != nil {
-			b.Fatal(err)
-		}
-		info, err := c.Info(b.Context())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if info.AckFloor.Stream >= uint64(n) && info.NumAckPending == 0 {
-			break
-		}
+	for !allMapped(b, s.JS) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "mapped/s")

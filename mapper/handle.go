@@ -20,11 +20,11 @@ import (
 // and tried later.
 const maxConflicts = 16
 
-// Nak delays: the first retry soon, then doubling up to a ceiling that
+// Retry delays: the first retry soon, then doubling up to a ceiling that
 // still lets a broken CHATTAP_EVENTS recover without a flood of retries.
 const (
-	nakBase = 250 * time.Millisecond
-	nakMax  = 30 * time.Second
+	retryBase = 250 * time.Millisecond
+	retryMax  = 30 * time.Second
 )
 
 func decodeObservation(data []byte) (*spec.Observation, error) {
@@ -48,6 +48,11 @@ type task struct {
 	err error
 }
 
+// ordered reports whether the task's stream sequence orders it among its
+// conversation's records: those of a partition are applied in stream
+// order, the legacy subjects' are not.
+func (t *task) ordered() bool { return t.lane != nil && !t.lane.legacy && t.seq > 0 }
+
 // group is the Observations of one conversation taken in one batch, in
 // stream order. They share one state read and one state write.
 type group struct {
@@ -59,40 +64,127 @@ type group struct {
 	rev          uint64
 	next         State
 	changed      bool
-	// err naks the whole group: reading state, publishing or writing
-	// state failed, so nothing of it may be acked.
+	// err holds the whole group for a retry: reading state, publishing or
+	// writing state failed, so nothing of it may be acked.
 	err           error
 	publishFailed bool
 }
 
 // handleBatch maps a worker's batch of Observations and settles each: ack
 // when it is done with (mapped, empty, duplicate, unmappable, recording
-// off), nak with a delay when publishing or the bucket failed.
+// off). A conversation whose publish or State failed is retried in place,
+// with a growing delay, holding this worker (and so every later
+// Observation of that conversation) until it succeeds, the partition is
+// taken over by another replica, or the runner stops; a nak would let the
+// conversation's later records be mapped first.
 //
 // The Observations of one conversation in the batch are mapped one after
 // the other on one State read; every message of the batch is published at
 // once and waited for; then each changed State is written with
 // compare-and-set, all at once; only then is anything acked.
 func (r *Runner) handleBatch(jobs []job, cache *stateCache) {
-	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
-	defer cancel()
-	tasks := make([]task, len(jobs))
+	tasks := make([]task, 0, len(jobs))
 	for i := range jobs {
-		tasks[i].job = jobs[i]
+		// A job taken before its partition changed hands is the new
+		// owner's: it replays it.
+		if jobs[i].lane.owns(jobs[i].epoch) {
+			tasks = append(tasks, task{job: jobs[i]})
+		}
 	}
 	groups := groupByConversation(tasks)
-	if set := r.settings(); set.RecordLiveChatEvents {
-		r.process(ctx, groups, set, cache)
-	} else {
-		for i := range tasks {
-			tasks[i].result = metrics.MapperRecordOff
+	for attempt := 1; len(groups) > 0; attempt++ {
+		ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
+		if set := r.settings(); set.RecordLiveChatEvents {
+			r.process(ctx, groups, set, cache)
+		} else {
+			for _, g := range groups {
+				g.err = nil
+				for _, t := range g.tasks {
+					t.result = metrics.MapperRecordOff
+				}
+			}
 		}
+		cancel()
+		var failed []*group
+		for _, g := range groups {
+			if g.err != nil && r.work.Err() == nil {
+				failed = append(failed, g)
+				continue
+			}
+			for _, t := range g.tasks {
+				r.settle(g, t)
+			}
+		}
+		groups = r.hold(failed, attempt)
 	}
-	for _, g := range groups {
+}
+
+// hold waits before a failed attempt is retried, keeping its
+// Observations' ack deadlines alive, and returns the groups still this
+// replica's to retry: none once the runner stops; without the tasks of a
+// partition another replica has taken over meanwhile.
+func (r *Runner) hold(failed []*group, attempt int) []*group {
+	if len(failed) == 0 {
+		return nil
+	}
+	delay := backoff(attempt)
+	for _, g := range failed {
+		if g.publishFailed {
+			r.metrics.PublishFailed()
+		}
 		for _, t := range g.tasks {
-			r.settle(g, t)
+			r.metrics.Observation(sourceLabel(t.obs.Source), metrics.MapperRetry, time.Since(t.taken))
+		}
+		r.log.Warn("mapper: conversation held, retrying in place", "conversation_key", StateKey(g.conversation), "observations", len(g.tasks), "attempt", attempt, "retry_in", delay, "err", g.err)
+	}
+	keepAlive := func() {
+		for _, g := range failed {
+			for _, t := range g.tasks {
+				if !t.replay {
+					_ = t.msg.InProgress()
+				}
+			}
 		}
 	}
+	keepAlive()
+	wake := time.NewTimer(delay)
+	defer wake.Stop()
+	tick := time.NewTicker(max(r.o.AckWait/3, time.Second))
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-wake.C:
+			break wait
+		case <-tick.C:
+			keepAlive()
+		case <-r.work.Done():
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
+	defer cancel()
+	owned := map[*lane]bool{}
+	var out []*group
+	for _, g := range failed {
+		kept := g.tasks[:0]
+		for _, t := range g.tasks {
+			own, known := owned[t.lane]
+			if !known {
+				own = r.stillOwns(ctx, t.lane, t.epoch)
+				owned[t.lane] = own
+			}
+			if own {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		g.tasks, g.err, g.publishFailed = kept, nil, false
+		out = append(out, g)
+	}
+	return out
 }
 
 func groupByConversation(tasks []task) []*group {
@@ -178,7 +270,7 @@ func (r *Runner) mapGroup(g *group, set spec.Settings) {
 		if g.err != nil {
 			continue
 		}
-		if g.conversation != "" && cur.HasApplied(t.obs.ID) {
+		if g.conversation != "" && (cur.HasApplied(t.obs.ID) || t.ordered() && t.seq <= cur.Seq) {
 			t.result = metrics.MapperDuplicate
 			continue
 		}
@@ -194,6 +286,9 @@ func (r *Runner) mapGroup(g *group, set spec.Settings) {
 		}
 		t.out, t.result = out, resultOf(out)
 		if changed {
+			if t.ordered() {
+				next.Seq = t.seq
+			}
 			cur, g.changed = next, true
 		}
 	}
@@ -341,26 +436,24 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 	return conflicted
 }
 
-// settle acks or naks one Observation, after counting it, so whoever sees
-// the ack sees the count.
+// settle acks one Observation, after counting it, so whoever sees the ack
+// sees the count. A replayed copy has nothing to ack: the original is
+// acked, as a duplicate, when it is delivered again. An Observation whose
+// group failed is left unacked (the runner is stopping): the partition's
+// next owner replays it.
 func (r *Runner) settle(g *group, t *task) {
 	obs := t.obs
 	switch {
 	case errors.Is(t.err, ErrUnmappable):
 		r.log.Warn("mapper: observation is unmappable, acked", "observation", obs.ID, "source", obs.Source, "kind", obs.Kind, "err", t.err)
 		r.metrics.Observation(sourceLabel(obs.Source), metrics.MapperUnmappable, time.Since(t.taken))
-		r.ack(t.msg)
 	case g.err != nil || t.err != nil:
-		err := cmp.Or(g.err, t.err)
-		if g.publishFailed {
-			r.metrics.PublishFailed()
-		}
-		delay := nakDelay(t.msg)
-		r.log.Warn("mapper: observation naked", "observation", obs.ID, "source", obs.Source, "kind", obs.Kind, "retry_in", delay, "err", err)
-		r.metrics.Observation(sourceLabel(obs.Source), metrics.MapperRetry, time.Since(t.taken))
-		_ = t.msg.NakWithDelay(delay)
+		r.log.Info("mapper: stopping, observation left unacked for the next owner", "observation", obs.ID, "err", cmp.Or(g.err, t.err))
+		return
 	default:
 		r.metrics.Observation(sourceLabel(obs.Source), t.result, time.Since(t.taken))
+	}
+	if !t.replay {
 		r.ack(t.msg)
 	}
 }
@@ -373,16 +466,12 @@ func (r *Runner) ack(msg jetstream.Msg) {
 	}
 }
 
-// nakDelay grows with the deliveries so far: 250ms, 500ms, 1s … 30s.
-func nakDelay(msg jetstream.Msg) time.Duration {
-	n := uint64(1)
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
-		n = md.NumDelivered
+// backoff is the delay before retry attempt+1: 250ms, 500ms, 1s … 30s.
+func backoff(attempt int) time.Duration {
+	if attempt > 8 {
+		return retryMax
 	}
-	if n > 8 {
-		return nakMax
-	}
-	return min(nakBase<<(n-1), nakMax)
+	return min(retryBase<<(attempt-1), retryMax)
 }
 
 // sourceLabel keeps the metric's label set small whatever the wire says.
