@@ -28,6 +28,11 @@ type lane struct {
 	legacy bool
 	cons   jetstream.Consumer
 	cc     jetstream.ConsumeContext
+	// slots bounds what this replica holds of the lane unacked to half the
+	// consumer's MaxAckPending, so that if it dies the replica taking the
+	// lane over is delivered new records at once, not only after the ack
+	// wait frees what the dead one held.
+	slots chan struct{}
 
 	mu sync.Mutex
 	// pin is the pin id this replica holds for the lane, "" when it holds
@@ -115,7 +120,8 @@ func (r *Runner) declareLanes(ctx context.Context) ([]*lane, error) {
 		if cfg.FilterSubject != "" {
 			filters = []string{cfg.FilterSubject}
 		}
-		lanes = append(lanes, &lane{name: cfg.Durable, filters: filters, legacy: cfg.Durable == spec.ConsumerMapperLegacy, cons: cons})
+		lanes = append(lanes, &lane{name: cfg.Durable, filters: filters, legacy: cfg.Durable == spec.ConsumerMapperLegacy, cons: cons,
+			slots: make(chan struct{}, max(1, r.o.MaxAckPending/2))})
 	}
 	return lanes, nil
 }
@@ -146,7 +152,7 @@ func (r *Runner) declare(ctx context.Context, cfg jetstream.ConsumerConfig, star
 func (r *Runner) consume(l *lane) error {
 	cc, err := l.cons.Consume(func(msg jetstream.Msg) { r.dispatch(l, msg) },
 		jetstream.PullPriorityGroup(spec.MapperPriorityGroup),
-		jetstream.PullMaxMessages(min(r.o.MaxAckPending, 256)),
+		jetstream.PullMaxMessages(max(1, min(r.o.MaxAckPending/4, 256))),
 		jetstream.PullExpiry(r.o.pullExpiry()),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrPinIDMismatch) {
@@ -204,7 +210,27 @@ func (r *Runner) enqueueMsg(l *lane, epoch uint64, msg jetstream.Msg, seq uint64
 		}
 		return true
 	}
-	return r.enqueue(job{msg: msg, obs: obs, lane: l, epoch: epoch, seq: seq, replay: replay, taken: time.Now()})
+	if !replay {
+		select {
+		case l.slots <- struct{}{}:
+		case <-r.work.Done():
+			return false
+		}
+	}
+	if !r.enqueue(job{msg: msg, obs: obs, lane: l, epoch: epoch, seq: seq, replay: replay, taken: time.Now()}) {
+		if !replay {
+			<-l.slots
+		}
+		return false
+	}
+	return true
+}
+
+// done releases a job's slot once it is settled, dropped or abandoned.
+func (j *job) done() {
+	if !j.replay {
+		<-j.lane.slots
+	}
 }
 
 // catchUp replays, in stream order, the records of the lane from the

@@ -307,7 +307,8 @@ func (r *Runner) worker(q chan job) {
 				}
 			}
 			r.handleBatch(batch, cache)
-			for range batch {
+			for i := range batch {
+				batch[i].done()
 				r.inflight.Done()
 			}
 			clear(batch)
@@ -317,7 +318,8 @@ func (r *Runner) worker(q chan job) {
 			// records their conversations hold pending elsewhere).
 			for {
 				select {
-				case <-q:
+				case j := <-q:
+					j.done()
 					r.inflight.Done()
 				default:
 					return
