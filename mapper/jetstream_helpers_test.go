@@ -165,7 +165,13 @@ func messagesOnStream(t *testing.T, js jetstream.JetStream) []spec.Message {
 // keeps one conversation's order but may interleave conversations.
 func expectedByContact(t *testing.T, obs []*spec.Observation) map[string][]string {
 	t.Helper()
-	m, err := mapper.New(mapper.Options{Version: "test"})
+	return expectedByContactAs(t, obs, "test")
+}
+
+// expectedByContactAs is expectedByContact for a mapper of this version.
+func expectedByContactAs(t *testing.T, obs []*spec.Observation, version string) map[string][]string {
+	t.Helper()
+	m, err := mapper.New(mapper.Options{Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,13 @@ func workload(n int) []*spec.Observation {
 // conversation instance, for a failure that says what went wrong.
 func checkExact(t *testing.T, js jetstream.JetStream, obs []*spec.Observation) {
 	t.Helper()
-	want := expectedByContact(t, obs)
+	checkExactAs(t, js, obs, "test")
+}
+
+// checkExactAs is checkExact for events of a mapper of this version.
+func checkExactAs(t *testing.T, js jetstream.JetStream, obs []*spec.Observation, version string) {
+	t.Helper()
+	want := expectedByContactAs(t, obs, version)
 	got := byContact(t, eventsOnStream(t, js))
 	total, bad := 0, 0
 	for who, w := range want {

@@ -1,0 +1,208 @@
+package mapper_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// buildChattap builds ./cmd/chattap into the test's directory.
+func buildChattap(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chattap")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/chattap/chattap/cmd/chattap").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/chattap: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// mapperProcess is `chattap serve` with CHATTAP_ROLES=mapper, a process of
+// its own on the NATS server at url.
+type mapperProcess struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	mu   *sync.Mutex
+	done chan struct{}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func startMapperProcess(t *testing.T, bin, url string) *mapperProcess {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CHATTAP_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "CHATTAP_ROLES=mapper", "CHATTAP_NATS_URL="+url, "CHATTAP_LISTEN_ADDR=127.0.0.1:0",
+		"CHATTAP_DATA_DIR="+t.TempDir(), "CHATTAP_MAPPER_WORKERS=4", "CHATTAP_MAPPER_PINNED_TTL=2s",
+		"CHATTAP_MAPPER_ACK_WAIT=5s", "CHATTAP_MAPPER_PUBLISH_TIMEOUT=2s", "CHATTAP_LOG_LEVEL=info")
+	p := &mapperProcess{cmd: cmd, out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	cmd.Stdout = lockedWriter{p.mu, p.out}
+	cmd.Stderr = lockedWriter{p.mu, p.out}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("mapper process %d:\n%s", cmd.Process.Pid, p.out.String())
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+func (p *mapperProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+// TestMapperProcessesSIGKILLed runs chattap's own mapper processes on a
+// separate nats-server and SIGKILLs them: the only one mid-backlog, then
+// restarted; and the active one while a standby runs and records keep
+// arriving. Every conversation must have exactly the events of mapping in
+// order, and the standby must take over within a few seconds.
+func TestMapperProcessesSIGKILLed(t *testing.T) {
+	bin := buildChattap(t)
+	t.Run("mid-backlog, restarted", func(t *testing.T) {
+		srv := brokertest.StartProcess(t, "")
+		_, js := brokertest.ConnectEnsured(t, srv.URL)
+		obs := workload(600)
+		publishRaw(t, js, obs, nil)
+		first := startMapperProcess(t, bin, srv.URL)
+		waitFor(t, 30*time.Second, func() bool { return ackFloorsSum(t, js) > uint64(len(obs))/4 })
+		done := ackFloorsSum(t, js)
+		first.kill(t)
+		if done >= uint64(len(obs)) {
+			t.Fatal("the backlog was mapped before the kill: the test proves nothing")
+		}
+		killed := time.Now()
+		startMapperProcess(t, bin, srv.URL)
+		waitMapped(t, js)
+		t.Logf("SIGKILLed with %d of %d records acked; the restarted process finished %v later", done, len(obs), time.Since(killed).Round(10*time.Millisecond))
+		checkExactAs(t, js, obs, "dev")
+	})
+	t.Run("active killed, standby takes over", func(t *testing.T) {
+		srv := brokertest.StartProcess(t, "")
+		_, js := brokertest.ConnectEnsured(t, srv.URL)
+		obs := workload(600)
+		third := len(obs) / 3
+		active := startMapperProcess(t, bin, srv.URL)
+		publishRaw(t, js, obs[:third], nil)
+		waitMapped(t, js)
+		startMapperProcess(t, bin, srv.URL)
+		time.Sleep(500 * time.Millisecond) // the standby is pulling
+		var wg sync.WaitGroup
+		wg.Go(func() { publishPaced(t, js, obs[third:], 2*time.Millisecond) })
+		waitFor(t, 10*time.Second, func() bool { return ackFloorsSum(t, js) > uint64(third)+100 })
+		before := pinnedClients(t, js)
+		floor := ackFloorsSum(t, js)
+		active.kill(t)
+		killed := time.Now()
+		// Taken over: no partition is pinned to the dead process any more,
+		// and as many are pinned (to the standby) as were before.
+		waitFor(t, 15*time.Second, func() bool {
+			now := pinnedClients(t, js)
+			for id := range now {
+				if before[id] {
+					return false
+				}
+			}
+			return len(now) >= len(before)
+		})
+		takeover := time.Since(killed)
+		still := ackFloorsSum(t, js) < uint64(len(obs))
+		wg.Wait()
+		waitMapped(t, js)
+		after := pinnedClients(t, js)
+		for id := range after {
+			if before[id] {
+				t.Errorf("partitions still pinned to the killed process (%s)", id)
+			}
+		}
+		t.Logf("SIGKILLed the active mapper with %d of %d records acked (records still arriving: %v); the standby held all %d partitions' pins %v later; all mapped %v after the kill",
+			floor, len(obs), still, len(before), takeover.Round(10*time.Millisecond), time.Since(killed).Round(10*time.Millisecond))
+		if takeover > 8*time.Second {
+			t.Errorf("takeover took %v, want a few seconds (CHATTAP_MAPPER_PINNED_TTL=2s)", takeover)
+		}
+		checkExactAs(t, js, obs, "dev")
+	})
+}
+
+// publishPaced stores obs from four publishers (each conversation stays in
+// order), each pausing between records, so records keep arriving for a
+// while.
+func publishPaced(t *testing.T, js jetstream.JetStream, obs []*spec.Observation, pause time.Duration) {
+	var wg sync.WaitGroup
+	for part := range 4 {
+		wg.Go(func() {
+			for _, o := range obs {
+				if spec.Partition(o.ConversationID)%4 == part {
+					publishRaw(t, js, []*spec.Observation{o}, nil)
+					time.Sleep(pause)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// pinnedClients is the set of pin ids over the mapper's consumers (the
+// server gives a client a pin id per consumer).
+func pinnedClients(t *testing.T, js jetstream.JetStream) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	st, err := js.Stream(t.Context(), spec.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range st.ConsumerNames(t.Context()).Name() {
+		c, err := js.Consumer(t.Context(), spec.StreamRaw, name)
+		if err != nil {
+			continue
+		}
+		info, err := c.Info(t.Context())
+		if err != nil {
+			continue
+		}
+		for _, g := range info.PriorityGroups {
+			if g.PinnedClientID != "" {
+				out[g.PinnedClientID] = true
+			}
+		}
+	}
+	return out
+}
