@@ -27,14 +27,6 @@ const (
 	retryMax  = 30 * time.Second
 )
 
-func decodeObservation(data []byte) (*spec.Observation, error) {
-	var obs spec.Observation
-	if err := json.Unmarshal(data, &obs); err != nil {
-		return nil, fmt.Errorf("decode observation: %w", err)
-	}
-	return &obs, nil
-}
-
 // task is one Observation of a batch and what became of it.
 type task struct {
 	job
@@ -50,8 +42,12 @@ type task struct {
 
 // ordered reports whether the task's stream sequence orders it among its
 // conversation's records: those of a partition are applied in stream
-// order, the legacy subjects' are not.
-func (t *task) ordered() bool { return t.lane != nil && !t.lane.legacy && t.seq > 0 }
+// order; the legacy subjects' are not, nor an event of a record filed
+// under another conversation's partition (a reply that names another
+// conversation). The Observations of one record share its sequence.
+func (t *task) ordered() bool {
+	return t.lane != nil && t.lane.partition >= 0 && t.seq > 0 && spec.Partition(t.obs.ConversationID) == t.lane.partition
+}
 
 // group is the Observations of one conversation taken in one batch, in
 // stream order. They share one state read and one state write.
@@ -270,7 +266,7 @@ func (r *Runner) mapGroup(g *group, set spec.Settings) {
 		if g.err != nil {
 			continue
 		}
-		if g.conversation != "" && (cur.HasApplied(t.obs.ID) || t.ordered() && t.seq <= cur.Seq) {
+		if g.conversation != "" && (cur.HasApplied(t.obs.ID) || t.ordered() && t.seq < cur.Seq) {
 			t.result = metrics.MapperDuplicate
 			continue
 		}
@@ -323,47 +319,66 @@ func resultOf(out []spec.Message) string {
 
 // publish stores every message of the groups on CHATTAP_EVENTS, with its
 // messageId as Nats-Msg-Id, and returns once each is acknowledged or
-// failed; a group with a failed message gets its err. The publishes are
-// asynchronous so that a batch's messages travel together.
+// failed; a group with a failed message gets its err. A conversation's
+// messages go in waves: its next message is published only once the one
+// before it is stored, so a failure never leaves a later event of a
+// conversation on the stream ahead of an earlier one. The messages of
+// different conversations travel together in each wave, and most groups
+// of a batch are a message or two.
 func (r *Runner) publish(ctx context.Context, groups []*group) {
+	type out struct {
+		msg  *spec.Message
+		data []byte
+	}
 	type sent struct {
 		g   *group
 		msg *spec.Message
 		f   jetstream.PubAckFuture
 	}
-	var futures []sent
-	for _, g := range groups {
+	queued := make([][]out, len(groups))
+	waves := 0
+	for gi, g := range groups {
 		if g.err != nil {
 			continue
 		}
-	tasks:
 		for _, t := range g.tasks {
 			for i := range t.out {
-				m := &t.out[i]
-				f, err := r.pub.PublishAsync(spec.EventSubject(m), t.data[i], jetstream.WithMsgID(m.MessageID))
-				if err != nil {
-					g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
-					break tasks
+				queued[gi] = append(queued[gi], out{msg: &t.out[i], data: t.data[i]})
+			}
+		}
+		waves = max(waves, len(queued[gi]))
+	}
+	fail := func(g *group, m *spec.Message, err error) {
+		if g.err == nil {
+			g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
+		}
+	}
+	futures := make([]sent, 0, len(groups))
+	for wave := range waves {
+		futures = futures[:0]
+		for gi, g := range groups {
+			if g.err != nil || wave >= len(queued[gi]) {
+				continue
+			}
+			o := queued[gi][wave]
+			f, err := r.pub.PublishAsync(spec.EventSubject(o.msg), o.data, jetstream.WithMsgID(o.msg.MessageID))
+			if err != nil {
+				fail(g, o.msg, err)
+				continue
+			}
+			futures = append(futures, sent{g: g, msg: o.msg, f: f})
+		}
+		for _, s := range futures {
+			select {
+			case ack := <-s.f.Ok():
+				if !ack.Duplicate {
+					r.metrics.Published(eventLabel(s.msg))
 				}
-				futures = append(futures, sent{g: g, msg: m, f: f})
+			case err := <-s.f.Err():
+				fail(s.g, s.msg, err)
+			case <-ctx.Done():
+				fail(s.g, s.msg, ctx.Err())
 			}
-		}
-	}
-	fail := func(s sent, err error) {
-		if s.g.err == nil {
-			s.g.err, s.g.publishFailed = fmt.Errorf("publish %s: %w", s.msg.MessageID, err), true
-		}
-	}
-	for _, s := range futures {
-		select {
-		case ack := <-s.f.Ok():
-			if !ack.Duplicate {
-				r.metrics.Published(eventLabel(s.msg))
-			}
-		case err := <-s.f.Err():
-			fail(s, err)
-		case <-ctx.Done():
-			fail(s, ctx.Err())
 		}
 	}
 }
@@ -458,7 +473,7 @@ func (r *Runner) settle(g *group, t *task) {
 	}
 }
 
-func (r *Runner) ack(msg jetstream.Msg) {
+func (r *Runner) ack(msg acker) {
 	if err := msg.Ack(); err != nil {
 		// The Observation comes again after the ack wait; its id is in the
 		// State by then, so it maps to nothing.

@@ -22,12 +22,13 @@ const headerPinID = "Nats-Pin-Id"
 type lane struct {
 	name    string
 	filters []string
-	// legacy records are not in stream order with the partitions' (an
-	// older tap may still write them during an upgrade), so their
-	// sequence is neither checked against nor stored in a State.
-	legacy bool
-	cons   jetstream.Consumer
-	cc     jetstream.ConsumeContext
+	// partition is the lane's partition, -1 for the legacy subjects: their
+	// records are not in stream order with the partitions' (an older tap
+	// may still write them during an upgrade), so their sequence is
+	// neither checked against nor stored in a State.
+	partition int
+	cons      jetstream.Consumer
+	cc        jetstream.ConsumeContext
 	// slots bounds what this replica holds of the lane unacked to half the
 	// consumer's MaxAckPending, so that if it dies the replica taking the
 	// lane over is delivered new records at once, not only after the ack
@@ -111,7 +112,7 @@ func (r *Runner) declareLanes(ctx context.Context) ([]*lane, error) {
 		}
 	}
 	var lanes []*lane
-	for _, cfg := range r.o.Lanes() {
+	for i, cfg := range r.o.Lanes() {
 		cons, err := r.declare(ctx, cfg, start)
 		if err != nil {
 			return nil, fmt.Errorf("declare mapper consumer %s: %w", cfg.Durable, err)
@@ -120,7 +121,11 @@ func (r *Runner) declareLanes(ctx context.Context) ([]*lane, error) {
 		if cfg.FilterSubject != "" {
 			filters = []string{cfg.FilterSubject}
 		}
-		lanes = append(lanes, &lane{name: cfg.Durable, filters: filters, legacy: cfg.Durable == spec.ConsumerMapperLegacy, cons: cons,
+		p := i
+		if cfg.Durable == spec.ConsumerMapperLegacy {
+			p = -1
+		}
+		lanes = append(lanes, &lane{name: cfg.Durable, filters: filters, partition: p, cons: cons,
 			slots: make(chan struct{}, max(1, r.o.MaxAckPending/2))})
 	}
 	return lanes, nil
@@ -198,30 +203,39 @@ func (r *Runner) dispatch(l *lane, msg jetstream.Msg) {
 	r.enqueueMsg(l, epoch, msg, md.Sequence.Stream, false)
 }
 
-// enqueueMsg decodes one record and queues it; it reports false when the
-// runner stopped.
+// enqueueMsg splits a stored message into its Observations (spec.ReadRaw)
+// and queues each, in order; it reports false when the runner stopped.
+// Each queued Observation of a delivered message takes one of the lane's
+// slots until it is settled.
 func (r *Runner) enqueueMsg(l *lane, epoch uint64, msg jetstream.Msg, seq uint64, replay bool) bool {
-	obs, err := decodeObservation(msg.Data())
+	obs, err := spec.ReadRaw(msg.Data())
 	if err != nil {
 		if !replay {
-			r.log.Warn("mapper: observation is not readable, acked and dropped", "subject", msg.Subject(), "err", err)
+			r.log.Warn("mapper: record is not readable, acked and dropped", "subject", msg.Subject(), "err", err)
 			r.ack(msg)
 			r.metrics.Observation("unknown", metrics.MapperUnmappable, 0)
 		}
 		return true
 	}
-	if !replay {
-		select {
-		case l.slots <- struct{}{}:
-		case <-r.work.Done():
+	var settle acker = msg
+	if len(obs) > 1 {
+		settle = newRecordShare(msg, len(obs))
+	}
+	taken := time.Now()
+	for i := range obs {
+		if !replay {
+			select {
+			case l.slots <- struct{}{}:
+			case <-r.work.Done():
+				return false
+			}
+		}
+		if !r.enqueue(job{msg: settle, obs: &obs[i], lane: l, epoch: epoch, seq: seq, replay: replay, taken: taken}) {
+			if !replay {
+				<-l.slots
+			}
 			return false
 		}
-	}
-	if !r.enqueue(job{msg: msg, obs: obs, lane: l, epoch: epoch, seq: seq, replay: replay, taken: time.Now()}) {
-		if !replay {
-			<-l.slots
-		}
-		return false
 	}
 	return true
 }

@@ -18,7 +18,7 @@ import (
 // zero RunnerOptions means every default.
 type RunnerOptions struct {
 	Workers        int           `env:"CHATTAP_MAPPER_WORKERS" envDefault:"32" help:"conversations mapped at once; one conversation's observations are always mapped in order"`
-	MaxAckPending  int           `env:"CHATTAP_MAPPER_MAX_ACK_PENDING" envDefault:"256" help:"observations each partition's consumer holds unacked at once (17 consumers: 16 partitions and the records stored before partitioning)"`
+	MaxAckPending  int           `env:"CHATTAP_MAPPER_MAX_ACK_PENDING" envDefault:"1024" help:"observations each partition's consumer holds unacked at once (17 consumers: 16 partitions and the records stored before partitioning)"`
 	AckWait        time.Duration `env:"CHATTAP_MAPPER_ACK_WAIT" envDefault:"30s" help:"how long an observation may stay unacked before JetStream redelivers it; one being retried is kept alive with InProgress"`
 	PublishTimeout time.Duration `env:"CHATTAP_MAPPER_PUBLISH_TIMEOUT" envDefault:"10s" help:"how long one attempt at a worker's batch (read state, publish its events, write state) may take before it is retried in place"`
 	PinnedTTL      time.Duration `env:"CHATTAP_MAPPER_PINNED_TTL" envDefault:"3s" help:"how long a partition stays pinned to a mapper replica that stopped pulling before a standby takes it over"`
@@ -29,7 +29,7 @@ func (o RunnerOptions) withDefaults() RunnerOptions {
 		o.Workers = 32
 	}
 	if o.MaxAckPending == 0 {
-		o.MaxAckPending = 256
+		o.MaxAckPending = 1024
 	}
 	if o.AckWait == 0 {
 		o.AckWait = 30 * time.Second
@@ -117,9 +117,11 @@ type Runner struct {
 	stopped  chan struct{}
 }
 
-// job is one Observation taken from a partition.
+// job is one Observation taken from a partition: a version 1 message, or
+// one event of a version 2 record, whose message it settles through a
+// recordShare.
 type job struct {
-	msg jetstream.Msg
+	msg acker
 	obs *spec.Observation
 	// lane is the partition it came from; epoch is the lane's ownership
 	// when it was taken: a job of an older epoch is dropped unsettled.
