@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -71,13 +72,20 @@ func BenchmarkMap(b *testing.B) {
 }
 
 // BenchmarkRunner measures the whole mapper stage on the embedded
-// JetStream: read state, map, publish, write state, ack, for records of
-// one webhook message each (an exchange whose bot answered nothing)
-// spread over 500 conversations, on their partitions. Its figures are
-// records/s and cpu-µs/record (one record is one Observation here, as a
-// version 1 Observation was); ns/op is only the cost of publishing the
-// input.
+// JetStream: read state, map, publish, write state, ack, for records
+// spread over 500 conversations, on their partitions: events=1 is a
+// webhook message whose bot answered nothing (one record is one
+// Observation, as a version 1 Observation was), events=3 a webhook message
+// with a bot reply of two messages (one record, three Observations). Its
+// figures are records/s and cpu-µs/record; ns/op is only the cost of
+// publishing the input.
 func BenchmarkRunner(b *testing.B) {
+	for _, events := range []int{1, 3} {
+		b.Run(fmt.Sprintf("events=%d", events), func(b *testing.B) { benchmarkRunner(b, events) })
+	}
+}
+
+func benchmarkRunner(b *testing.B, events int) {
 	s := brokertest.Start(b)
 	m, err := mapper.New(mapper.Options{})
 	if err != nil {
@@ -99,9 +107,13 @@ func BenchmarkRunner(b *testing.B) {
 	var data []byte
 	for b.Loop() {
 		cid := fmt.Sprintf("chatbot::1:%032x", n%500)
-		obs := spec.Observation{Source: spec.SourceChatbotWebhook, Kind: "message", ConversationID: cid,
-			Payload: json.RawMessage(`{"info":{"cid":"` + cid + `","contact":{"id":1}},"packet":{"name":"message","payload":{"body":"hello"}}}`)}
-		rec := spec.NewRecord(fmt.Sprintf("bench-%d", n), at, 200, []*spec.Observation{&obs})
+		obs := []*spec.Observation{{Source: spec.SourceChatbotWebhook, Kind: "message", ConversationID: cid,
+			Payload: json.RawMessage(`{"info":{"cid":"` + cid + `","contact":{"id":1}},"packet":{"name":"message","payload":{"body":"hello"}}}`)}}
+		for i := 1; i < events; i++ {
+			obs = append(obs, &spec.Observation{Source: spec.SourceChatbotReply, Kind: "message", ConversationID: cid, Index: i,
+				Payload: json.RawMessage(`{"info":{"cid":"` + cid + `"},"packet":{"name":"message","payload":{"body":"answer ` + strconv.Itoa(i) + `"}}}`)})
+		}
+		rec := spec.NewRecord(fmt.Sprintf("bench-%d", n), at, 200, obs)
 		data = rec.AppendJSON(data[:0])
 		if _, err := s.JS.PublishAsync(rec.Subject(), slices.Clone(data), jetstream.WithMsgID(rec.ID)); err != nil {
 			b.Fatal(err)
@@ -109,16 +121,16 @@ func BenchmarkRunner(b *testing.B) {
 		n++
 	}
 	<-s.JS.PublishAsyncComplete()
-	// Every record yields a Message Sent (a conversation's first also a
-	// Started): wait for them with one cheap call, then for
+	// Every event yields a Message Sent or Received (a conversation's
+	// first also a Started): wait for them with one cheap call, then for
 	// the last acks with the seventeen consumers' (asking those all along
 	// would cost more than the stage).
-	events, err := s.JS.Stream(b.Context(), spec.StreamEvents)
+	stream, err := s.JS.Stream(b.Context(), spec.StreamEvents)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for want := uint64(n + min(n, 500)); ; time.Sleep(5 * time.Millisecond) {
-		info, err := events.Info(b.Context())
+	for want := uint64(events*n + min(n, 500)); ; time.Sleep(5 * time.Millisecond) {
+		info, err := stream.Info(b.Context())
 		if err != nil {
 			b.Fatal(err)
 		}

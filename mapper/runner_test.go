@@ -163,10 +163,10 @@ func TestRunnerRecordOffAcksAndEmitsNothing(t *testing.T) {
 	}
 }
 
-// TestRunnerNaksWhileEventsAreUnavailable removes CHATTAP_EVENTS, so every
-// publish fails, and brings it back: the Observation must be naked, not
-// acked, and mapped once the stream is back.
-func TestRunnerNaksWhileEventsAreUnavailable(t *testing.T) {
+// TestRunnerRetriesWhileEventsAreUnavailable removes CHATTAP_EVENTS, so every
+// publish fails, and brings it back: the Observation must be retried in
+// place, not acked, and mapped once the stream is back.
+func TestRunnerRetriesWhileEventsAreUnavailable(t *testing.T) {
 	s := brokertest.Start(t)
 	ctx := t.Context()
 	if err := s.JS.DeleteStream(ctx, spec.StreamEvents); err != nil {
