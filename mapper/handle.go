@@ -91,7 +91,10 @@ func (r *Runner) handleBatch(jobs []job, cache *stateCache) {
 	for attempt := 1; len(groups) > 0; attempt++ {
 		ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
 		if set := r.settings(); set.RecordLiveChatEvents {
-			r.process(ctx, groups, set, cache)
+			// Contacts hook (contactstore.go): the batch's contacts are
+			// read as its Observations are mapped and written after them.
+			contacts := newContactBatch(ctx, r.store.kv)
+			r.process(ctx, groups, set, cache, contacts)
 		} else {
 			for _, g := range groups {
 				g.err = nil
@@ -209,14 +212,24 @@ func groupByConversation(tasks []task) []*group {
 // messages before the State: a crash between publish and write
 // redelivers the Observations, which map to the same messages with the
 // same messageIds, and JetStream drops them as duplicates.
-func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings, cache *stateCache) {
+func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings, cache *stateCache, contacts *contactBatch) {
 	pending := groups
 	for attempt := 1; len(pending) > 0; attempt++ {
 		r.load(ctx, pending, cache)
 		for _, g := range pending {
-			r.mapGroup(g, set)
+			r.mapGroup(g, set, contacts)
 		}
 		r.publish(ctx, pending)
+		// Contacts before conversations: once a conversation's State is
+		// written its records are never mapped again, so a Contact still
+		// unwritten then would make the next record repeat the identify
+		// (a crash between the two did, in TestKilledMidBacklogAndRestarted).
+		// Written first, a crash before the State makes the replay map the
+		// record on a Contact that already knows what its identify said,
+		// and the identify it published stays the only one.
+		if err := contacts.commit(ctx); err != nil {
+			r.log.Warn("mapper: contact state not written; a later identify may repeat it", "err", err)
+		}
 		conflicted := r.write(ctx, pending, attempt, cache)
 		if len(conflicted) > 0 && attempt >= maxConflicts {
 			for _, g := range conflicted {
@@ -258,7 +271,7 @@ func (r *Runner) load(ctx context.Context, groups []*group, cache *stateCache) {
 
 // mapGroup maps the group's Observations in order, each on the State the
 // one before it left, and encodes their messages.
-func (r *Runner) mapGroup(g *group, set spec.Settings) {
+func (r *Runner) mapGroup(g *group, set spec.Settings, contacts *contactBatch) {
 	cur := g.st
 	g.changed = false
 	for _, t := range g.tasks {
@@ -270,7 +283,7 @@ func (r *Runner) mapGroup(g *group, set spec.Settings) {
 			t.result = metrics.MapperDuplicate
 			continue
 		}
-		out, next, changed, err := r.m.apply(t.obs, cur, set)
+		out, next, changed, err := contacts.apply(r.m, g, t.obs, cur, set)
 		if err == nil {
 			t.data, err = encodeMessages(out)
 		}

@@ -160,8 +160,9 @@ func messagesOnStream(t *testing.T, js jetstream.JetStream) []spec.Message {
 	return out
 }
 
-// expectedByContact maps the scenarios in order with the pure Mapper and
-// returns each anonymous user's messages as JSON, in order: the runner
+// expectedByContact maps the scenarios in order with the pure Mapper,
+// keeping contacts across conversations as the runner does, and
+// returns each anonymous user's messages of each conversation as JSON, in order (streamKey): the runner
 // keeps one conversation's order but may interleave conversations.
 func expectedByContact(t *testing.T, obs []*spec.Observation) map[string][]string {
 	t.Helper()
@@ -176,19 +177,35 @@ func expectedByContactAs(t *testing.T, obs []*spec.Observation, version string) 
 		t.Fatal(err)
 	}
 	states := map[string]mapper.State{}
+	contacts := map[string]mapper.Contact{}
 	want := map[string][]string{}
 	for _, o := range obs {
-		out, next, err := m.Map(o, states[o.ConversationID], spec.DefaultSettings)
+		st := states[o.ConversationID]
+		key := m.ContactKey(o, st)
+		out, next, ct, ctChanged, err := m.MapContact(o, st, contacts[key], spec.DefaultSettings)
 		if err != nil {
 			continue
 		}
 		states[o.ConversationID] = next
+		if ctChanged && key != "" {
+			contacts[key] = ct
+		}
 		for i := range out {
 			b, _ := json.Marshal(&out[i])
-			want[out[i].AnonymousID] = append(want[out[i].AnonymousID], string(b))
+			k := streamKey(&out[i])
+			want[k] = append(want[k], string(b))
 		}
 	}
 	return want
+}
+
+// streamKey is what the runner keeps in order on CHATTAP_EVENTS: a
+// contact's events of one conversation (its identifies apart, also in
+// order). Conversations are mapped concurrently, so two conversations of
+// one contact interleave in any order.
+func streamKey(m *spec.Message) string {
+	cid, _ := m.Properties[spec.PropConversationID].(string)
+	return m.AnonymousID + " " + cid
 }
 
 func byContact(t *testing.T, events []json.RawMessage) map[string][]string {
@@ -199,7 +216,8 @@ func byContact(t *testing.T, events []json.RawMessage) map[string][]string {
 		if err := json.Unmarshal(e, &m); err != nil {
 			t.Fatal(err)
 		}
-		got[m.AnonymousID] = append(got[m.AnonymousID], string(e))
+		k := streamKey(&m)
+		got[k] = append(got[k], string(e))
 	}
 	return got
 }
