@@ -200,10 +200,14 @@ func expectedByContactAs(t *testing.T, obs []*spec.Observation, version string) 
 }
 
 // streamKey is what the runner keeps in order on CHATTAP_EVENTS: a
-// contact's events of one conversation (its identifies apart, also in
-// order). Conversations are mapped concurrently, so two conversations of
-// one contact interleave in any order.
+// contact's events of one conversation. Conversations are mapped
+// concurrently, so two conversations of one contact interleave in any
+// order; an identify, which names no conversation, is compared on its
+// own (by messageId).
 func streamKey(m *spec.Message) string {
+	if m.Type == spec.TypeIdentify {
+		return m.AnonymousID + " identify " + m.MessageID
+	}
 	cid, _ := m.Properties[spec.PropConversationID].(string)
 	return m.AnonymousID + " " + cid
 }
