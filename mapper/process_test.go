@@ -100,33 +100,33 @@ func TestMapperProcessesSIGKILLed(t *testing.T) {
 	t.Run("mid-backlog, restarted", func(t *testing.T) {
 		srv := brokertest.StartProcess(t, "")
 		_, js := brokertest.ConnectEnsured(t, srv.URL)
-		obs := workload(600)
-		publishRaw(t, js, obs, nil)
+		records, obs := workloadRecords(t, 600)
+		publishRecords(t, js, records)
 		first := startMapperProcess(t, bin, srv.URL)
-		waitFor(t, 30*time.Second, func() bool { return ackFloorsSum(t, js) > uint64(len(obs))/4 })
+		waitFor(t, 30*time.Second, func() bool { return ackFloorsSum(t, js) > uint64(len(records))/4 })
 		done := ackFloorsSum(t, js)
 		first.kill(t)
-		if done >= uint64(len(obs)) {
+		if done >= uint64(len(records)) {
 			t.Fatal("the backlog was mapped before the kill: the test proves nothing")
 		}
 		killed := time.Now()
 		startMapperProcess(t, bin, srv.URL)
 		waitMapped(t, js)
-		t.Logf("SIGKILLed with %d of %d records acked; the restarted process finished %v later", done, len(obs), time.Since(killed).Round(10*time.Millisecond))
+		t.Logf("SIGKILLed with %d of %d records acked; the restarted process finished %v later", done, len(records), time.Since(killed).Round(10*time.Millisecond))
 		checkExactAs(t, js, obs, "dev")
 	})
 	t.Run("active killed, standby takes over", func(t *testing.T) {
 		srv := brokertest.StartProcess(t, "")
 		_, js := brokertest.ConnectEnsured(t, srv.URL)
-		obs := workload(600)
-		third := len(obs) / 3
+		records, obs := workloadRecords(t, 600)
+		third := len(records) / 3
 		active := startMapperProcess(t, bin, srv.URL)
-		publishRaw(t, js, obs[:third], nil)
+		publishRecords(t, js, records[:third])
 		waitMapped(t, js)
 		startMapperProcess(t, bin, srv.URL)
 		time.Sleep(500 * time.Millisecond) // the standby is pulling
 		var wg sync.WaitGroup
-		wg.Go(func() { publishPaced(t, js, obs[third:], 2*time.Millisecond) })
+		wg.Go(func() { publishPaced(t, js, records[third:], 2*time.Millisecond) })
 		waitFor(t, 10*time.Second, func() bool { return ackFloorsSum(t, js) > uint64(third)+100 })
 		before := pinnedClients(t, js)
 		floor := ackFloorsSum(t, js)
@@ -144,7 +144,7 @@ func TestMapperProcessesSIGKILLed(t *testing.T) {
 			return len(now) >= len(before)
 		})
 		takeover := time.Since(killed)
-		still := ackFloorsSum(t, js) < uint64(len(obs))
+		still := ackFloorsSum(t, js) < uint64(len(records))
 		wg.Wait()
 		waitMapped(t, js)
 		after := pinnedClients(t, js)
@@ -154,7 +154,7 @@ func TestMapperProcessesSIGKILLed(t *testing.T) {
 			}
 		}
 		t.Logf("SIGKILLed the active mapper with %d of %d records acked (records still arriving: %v); the standby held all %d partitions' pins %v later; all mapped %v after the kill",
-			floor, len(obs), still, len(before), takeover.Round(10*time.Millisecond), time.Since(killed).Round(10*time.Millisecond))
+			floor, len(records), still, len(before), takeover.Round(10*time.Millisecond), time.Since(killed).Round(10*time.Millisecond))
 		if takeover > 8*time.Second {
 			t.Errorf("takeover took %v, want a few seconds (CHATTAP_MAPPER_PINNED_TTL=2s)", takeover)
 		}
@@ -162,16 +162,16 @@ func TestMapperProcessesSIGKILLed(t *testing.T) {
 	})
 }
 
-// publishPaced stores obs from four publishers (each conversation stays in
-// order), each pausing between records, so records keep arriving for a
-// while.
-func publishPaced(t *testing.T, js jetstream.JetStream, obs []*spec.Observation, pause time.Duration) {
+// publishPaced stores records from four publishers (each conversation
+// stays in order), each pausing between records, so records keep
+// arriving for a while.
+func publishPaced(t *testing.T, js jetstream.JetStream, records []*spec.Record, pause time.Duration) {
 	var wg sync.WaitGroup
 	for part := range 4 {
 		wg.Go(func() {
-			for _, o := range obs {
-				if spec.Partition(o.ConversationID)%4 == part {
-					publishRaw(t, js, []*spec.Observation{o}, nil)
+			for _, rec := range records {
+				if rec.Partition%4 == part {
+					publishRecords(t, js, []*spec.Record{rec})
 					time.Sleep(pause)
 				}
 			}

@@ -114,7 +114,7 @@ func checkExactAs(t *testing.T, js jetstream.JetStream, obs []*spec.Observation,
 		}
 	}
 	if bad > 0 {
-		t.Errorf("%d of %d contacts have other events than mapping in order makes", bad, len(want))
+		t.Errorf("%d of %d streams (a contact's conversation, or identify) have other events than mapping in order makes", bad, len(want))
 	}
 	started, ended := map[string]int{}, map[string]int{}
 	for _, m := range messagesOnStream(t, js) {
@@ -136,5 +136,68 @@ func checkExactAs(t *testing.T, js jetstream.JetStream, obs []*spec.Observation,
 			t.Errorf("%s: %d Ended", cid, n)
 		}
 	}
-	t.Logf("%d events of %d contacts, %d conversation instances started, as mapped in order", total, len(want), len(started))
+	t.Logf("%d events in %d streams (a contact's conversation, or identify), %d conversation instances started, as mapped in order", total, len(want), len(started))
+}
+
+// workloadRecords is workload stored as a tap stores it since version 2:
+// one record per exchange. A Chatbot conversation's webhook message, the
+// bot's answer and its end are one exchange (a record of three events);
+// every other event is an exchange of its own. It returns the records
+// and the Observations a mapper reads from them, in stream order.
+func workloadRecords(t *testing.T, n int) ([]*spec.Record, []*spec.Observation) {
+	t.Helper()
+	obs := workload(n)
+	byConv := map[string][]*spec.Observation{}
+	var order []string
+	for _, o := range obs {
+		if _, ok := byConv[o.ConversationID]; !ok {
+			order = append(order, o.ConversationID)
+		}
+		byConv[o.ConversationID] = append(byConv[o.ConversationID], o)
+	}
+	exchanges := make([][][]*spec.Observation, len(order))
+	for i, cid := range order {
+		c := byConv[cid]
+		if strings.HasPrefix(cid, "chatbot::") {
+			exchanges[i] = [][]*spec.Observation{c[0:3], c[3:4], c[4:5]}
+			continue
+		}
+		for _, o := range c {
+			exchanges[i] = append(exchanges[i], []*spec.Observation{o})
+		}
+	}
+	var records []*spec.Record
+	var split []*spec.Observation
+	for round := 0; ; round++ {
+		more := false
+		for i := range order {
+			if round >= len(exchanges[i]) {
+				continue
+			}
+			more = true
+			ex := exchanges[i][round]
+			rec := spec.NewRecord(fmt.Sprintf("r-%d-%d", i, round), ex[0].ReceivedAt, 200, ex)
+			records = append(records, rec)
+			read, err := spec.ReadRaw(rec.AppendJSON(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range read {
+				split = append(split, &read[j])
+			}
+		}
+		if !more {
+			return records, split
+		}
+	}
+}
+
+// publishRecords stores records on CHATTAP_RAW as ingest does.
+func publishRecords(t testing.TB, js jetstream.JetStream, records []*spec.Record) {
+	t.Helper()
+	for _, rec := range records {
+		if _, err := js.Publish(t.Context(), rec.Subject(), rec.AppendJSON(nil), jetstream.WithMsgID(rec.ID)); err != nil {
+			t.Fatalf("publish %s: %v", rec.ID, err)
+		}
+	}
 }
