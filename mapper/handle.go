@@ -12,6 +12,7 @@ import (
 
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -331,7 +332,9 @@ func resultOf(out []spec.Message) string {
 }
 
 // publish stores every message of the groups on CHATTAP_EVENTS, with its
-// messageId as Nats-Msg-Id, and returns once each is acknowledged or
+// messageId as Nats-Msg-Id and the id of the record it came from (the
+// exchange id of a version 2 record, the Observation's own of a version 1
+// one) as spec.HeaderRecord, and returns once each is acknowledged or
 // failed; a group with a failed message gets its err. A conversation's
 // messages go in waves: its next message is published only once the one
 // before it is stored, so a failure never leaves a later event of a
@@ -340,8 +343,9 @@ func resultOf(out []spec.Message) string {
 // of a batch are a message or two.
 func (r *Runner) publish(ctx context.Context, groups []*group) {
 	type out struct {
-		msg  *spec.Message
-		data []byte
+		msg    *spec.Message
+		data   []byte
+		record string
 	}
 	type sent struct {
 		g   *group
@@ -356,7 +360,7 @@ func (r *Runner) publish(ctx context.Context, groups []*group) {
 		}
 		for _, t := range g.tasks {
 			for i := range t.out {
-				queued[gi] = append(queued[gi], out{msg: &t.out[i], data: t.data[i]})
+				queued[gi] = append(queued[gi], out{msg: &t.out[i], data: t.data[i], record: cmp.Or(t.obs.Record, t.obs.ID)})
 			}
 		}
 		waves = max(waves, len(queued[gi]))
@@ -374,7 +378,8 @@ func (r *Runner) publish(ctx context.Context, groups []*group) {
 				continue
 			}
 			o := queued[gi][wave]
-			f, err := r.pub.PublishAsync(spec.EventSubject(o.msg), o.data, jetstream.WithMsgID(o.msg.MessageID))
+			msg := &nats.Msg{Subject: spec.EventSubject(o.msg), Data: o.data, Header: nats.Header{spec.HeaderRecord: []string{o.record}}}
+			f, err := r.pub.PublishMsgAsync(msg, jetstream.WithMsgID(o.msg.MessageID))
 			if err != nil {
 				fail(g, o.msg, err)
 				continue

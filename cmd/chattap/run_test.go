@@ -198,8 +198,16 @@ func TestAdminSettingsToggleRecording(t *testing.T) {
 	if _, body := in.get(t, "/admin/settings", auth); !strings.Contains(body, `"record_live_chat_events":false`) {
 		t.Errorf("after PUT: %s", body)
 	}
-	if code, body := in.get(t, "/debugger", auth); code != 200 || !strings.Contains(body, "Record Live Chat Events: <strong>off") {
-		t.Errorf("debugger: %d %s", code, body)
+	if code, body := in.get(t, "/debugger", nil); code != 200 || !strings.Contains(body, "Record Live Chat Events") {
+		t.Errorf("debugger page: %d %s", code, body)
+	}
+	for _, path := range []string{"/debugger/state", "/debugger/stream"} {
+		if code, _ := in.get(t, path, nil); code != http.StatusForbidden {
+			t.Errorf("GET %s without the token: %d, want 403", path, code)
+		}
+	}
+	if code, body := in.get(t, "/debugger/state", auth); code != 200 || !strings.Contains(body, `"record_live_chat_events":false`) {
+		t.Errorf("debugger state: %d %s", code, body)
 	}
 }
 
@@ -221,12 +229,12 @@ func TestRestartKeepsTheStore(t *testing.T) {
 func TestInvalidConfigurationIsReportedAllAtOnce(t *testing.T) {
 	err := run(t.Context(), []string{"serve"}, []string{
 		"CHATTAP_STREAM_REPLICAS=seven", "CHATTAP_RETENTION=forever", "CHATTAP_ROLES=ingest,juggler",
-		"CHATTAP_BOT_WEBHOOK_URL=ftp://bot", "CHATTAP_TAP_ACK=maybe", "CHATTAP_LOG_LEVEL=loud",
+		"CHATTAP_BOT_WEBHOOK_URL=ftp://bot", "CHATTAP_TAP_ACK=maybe", "CHATTAP_LOG_LEVEL=loud", "CHATTAP_NATS_SYNC=sometimes", "CHATTAP_MEMORY_LIMIT=lots",
 	}, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("run accepted an invalid configuration")
 	}
-	for _, name := range []string{"CHATTAP_STREAM_REPLICAS", "CHATTAP_RETENTION", "CHATTAP_ROLES", "CHATTAP_BOT_WEBHOOK_URL", "CHATTAP_TAP_ACK", "CHATTAP_LOG_LEVEL"} {
+	for _, name := range []string{"CHATTAP_STREAM_REPLICAS", "CHATTAP_RETENTION", "CHATTAP_ROLES", "CHATTAP_BOT_WEBHOOK_URL", "CHATTAP_TAP_ACK", "CHATTAP_LOG_LEVEL", "CHATTAP_NATS_SYNC", "CHATTAP_MEMORY_LIMIT"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
