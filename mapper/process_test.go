@@ -2,6 +2,8 @@ package mapper_test
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/mapper"
 	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -205,4 +210,56 @@ func pinnedClients(t *testing.T, js jetstream.JetStream) map[string]bool {
 		}
 	}
 	return out
+}
+
+// TestReplicasOnCluster runs two mapper replicas, each connected to
+// another node of a three-node nats-server cluster with every stream and
+// bucket replicated three times, and kills one midway: a cluster
+// (nats-server 2.11 and later) pins partitions as the single server does.
+func TestReplicasOnCluster(t *testing.T) {
+	c := brokertest.StartCluster(t, 3)
+	_, js := brokertest.Connect(t, c.URLs())
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	// Right after the meta leader is elected a peer may still be offline
+	// for placement: try until all three take a replica.
+	for {
+		err := broker.Ensure(ctx, js, broker.StreamOptions{Replicas: 3})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var conns []*nats.Conn
+	var runners []*mapper.Runner
+	for i, node := range c.Nodes[1:] {
+		nc, rjs := brokertest.Connect(t, node.URL)
+		conns = append(conns, nc)
+		m, err := mapper.New(mapper.Options{Version: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := mapper.NewRunner(rjs, m, nil, slog.New(slog.DiscardHandler).With("replica", i), nil, fastPins)
+		if err := r.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		runners = append(runners, r)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = r.Stop(ctx)
+		})
+	}
+	records, obs := workloadRecords(t, 90)
+	half := len(records) / 2
+	publishRecords(t, js, records[:half])
+	conns[0].Close()
+	killed := time.Now()
+	publishRecords(t, js, records[half:])
+	waitMapped(t, js)
+	t.Logf("%d records over 3 nodes, one of two replicas killed midway; all mapped %v after the kill", len(records), time.Since(killed).Round(10*time.Millisecond))
+	checkExact(t, js, obs)
 }

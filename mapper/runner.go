@@ -172,7 +172,16 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	r.pub = pub
-	r.store = newStateStore(pub, kv)
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("conversation bucket status: %w", err)
+	}
+	// A bucket replicated later is read from its leader after a restart.
+	replicated := false
+	if kvs, ok := status.(*jetstream.KeyValueBucketStatus); ok {
+		replicated = kvs.StreamInfo().Config.Replicas > 1
+	}
+	r.store = newStateStore(pub, kv, replicated)
 	lanes, err := r.declareLanes(ctx)
 	if err != nil {
 		return err
