@@ -73,8 +73,7 @@ func TestCase9DiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	freed := time.Now()
-	defer func() { t.Logf("space returned at %s", freed.Format("15:04:05.000")) }()
+	t.Logf("space returned at %s", time.Now().Format("15:04:05.000"))
 	// Recording resumes when the store writes again: wait for /readyz.
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		if code, _ := c.Ready(t.Context()); code == 200 {
@@ -85,8 +84,7 @@ func TestCase9DiskFull(t *testing.T) {
 	la.AddonRetries = 2
 	after, healed := drive(t, la, c.URL, 0, nil)
 	all := append(append(append([]exchange(nil), before...), full...), after...)
-	r, v := settle(t, w, natsURL, all, healed, recoveryBound(env))
-	_ = v
+	r, _ := settle(t, w, natsURL, all, healed, recoveryBound(env))
 	o := mapRecords(t, readStream(t, natsURL, "CHATTAP_RAW"))
 	lostFull, lostAfter, proxiedRefused, addonRefused := 0, 0, 0, 0
 	for _, e := range full {
@@ -108,7 +106,6 @@ func TestCase9DiskFull(t *testing.T) {
 	storeErr := regexp.MustCompile(`(?i)[^\n]*(no space|insufficient|resources|disk|storage)[^\n]*`).FindString(logDuring)
 	r.Case, r.Load = "9 store full (tmpfs "+pick("96m", "256m")+"), then space returns", fmt.Sprintf("3 × %s", small(0))
 	r.Recovery = 0 // a recovery, if any, shows as "after: not recorded 0"
-	_ = freed
 	r.Note = fmt.Sprintf("while full: proxied refused %d, add-on refused %d, accepted but not recorded %d; /readyz %d %q; log: %q; after: not recorded %d",
 		proxiedRefused, addonRefused, lostFull, readyCode, trim(readyBody, 120), trim(storeErr, 160), lostAfter)
 	report(t, r)

@@ -43,7 +43,7 @@ func TestCase2NATSRestart(t *testing.T) {
 				n.Start()
 				return nil
 			})
-			r, v := settle(t, w, n.URL, ex, healed, recoveryBound(env))
+			r, _ := settle(t, w, n.URL, ex, healed, recoveryBound(env))
 			o := mapRecords(t, readStream(t, n.URL, "CHATTAP_RAW"))
 			missingRecords, retried := 0, 0
 			for _, e := range ex {
@@ -58,7 +58,6 @@ func TestCase2NATSRestart(t *testing.T) {
 			r.Case, r.Load = "2 NATS "+tc.name+", buffer "+tc.buffer, l.String()
 			r.Note = fmt.Sprintf("server down %s at 1 s; records missing %d, dropped counter %.0f; add-on callbacks answered 503 and sent again %d", tc.down, missingRecords, dropped, retried)
 			report(t, r)
-			_ = v
 			if r.Refused > 0 {
 				for _, e := range ex {
 					if !e.Accepted() {

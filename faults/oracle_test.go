@@ -127,16 +127,14 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 
 // add keeps the messages of one Observation.
 func (o *oracle) add(out []spec.Message) {
-	{
-		for _, msg := range out {
-			b, _ := json.Marshal(msg)
-			p := project(b)
-			if _, dup := o.Events[msg.MessageID]; dup {
-				continue // a once-per-conversation id JetStream keeps once
-			}
-			o.Events[msg.MessageID] = p
-			o.Order[p.Conversation] = append(o.Order[p.Conversation], p.Event)
+	for _, msg := range out {
+		b, _ := json.Marshal(msg)
+		p := project(b)
+		if _, dup := o.Events[msg.MessageID]; dup {
+			continue // a once-per-conversation id JetStream keeps once
 		}
+		o.Events[msg.MessageID] = p
+		o.Order[p.Conversation] = append(o.Order[p.Conversation], p.Event)
 	}
 }
 
