@@ -44,8 +44,25 @@ var (
 // drops those it had stored after all. One gate for the whole window,
 // instead of a timer per record, is what keeps a conversation's records
 // in order: a record retried on its own timer would be stored behind a
-// later one. The connection refuses publishes while it reconnects (see
+// later one (so nats.go's own retry of "no responders" is off, see send).
+// The connection refuses publishes while it reconnects (see
 // broker.Connect), so nothing newer slips through in the meantime.
+//
+// One case leaves a record behind a later one, and no resend can undo it:
+// a publish of the window fails while a later one of the same window,
+// already sent, is stored. JetStream stores in the order it receives on
+// one connection, so this takes an answer that refuses the earlier record
+// but not the later: "no responders" or a JetStream error while a
+// stream's leader changes (a cluster), or a timed-out publish the old
+// leader never stored. Sending the later one again would not help:
+// JetStream drops it as a duplicate, where it stands. The earlier record
+// is stored right after the window, so it is late by less than one
+// window; the mapper maps it when it comes, as the conversation's latest
+// Observation: its events keep their own received_at timestamps and
+// messageIds, while what the mapper derives from order (which message
+// opened the conversation, which state a later event sees) follows the
+// stream. A dropped connection fails the whole window at once and JetStream
+// has stored a prefix of it, so order holds there.
 //
 // A Publisher is safe for concurrent use.
 type Publisher struct {
@@ -308,7 +325,11 @@ func (p *Publisher) send(it *pending) bool {
 		return false
 	}
 	msg := &nats.Msg{Subject: it.subject, Data: it.data, Header: nats.Header{jetstream.MsgIDHeader: []string{it.id}}}
-	f, err := p.js.PublishMsgAsync(msg)
+	// No retries by nats.go: it would send a publish answered "no
+	// responders" again on a timer of its own, behind this gate, and a
+	// later record sent meanwhile would be stored first. The failure
+	// comes back here, and the window is sent again in order.
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
 	if err != nil {
 		it.err = err
 		return false
@@ -320,7 +341,8 @@ func (p *Publisher) send(it *pending) bool {
 // settle waits until every publish of flight has its answer (each is
 // bounded by the ack timeout, and all fail at once when the connection
 // drops), finishes those that were stored and returns the others, in
-// their order.
+// their order. Order holds when the failed are a suffix of flight; see
+// Publisher for the one case where they are not.
 func (p *Publisher) settle(flight []*pending) []*pending {
 	var failed []*pending
 	for _, it := range flight {
