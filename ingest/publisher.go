@@ -140,8 +140,12 @@ func (p *Publisher) Enqueue(rec *spec.Record, done func(error)) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.stopped {
+		// Stop already counted what it held; this one came later (an
+		// exchange still served after intake stopped), and nothing but
+		// this says so in async mode, where the tap ignores the error.
 		p.lost.Add(1)
 		p.metrics.Lost(1)
+		p.log.Error("record arrived after the publisher stopped: not stored", "exchange", rec.ID, "subject", rec.Subject())
 		return ErrStopped
 	}
 	if p.held.Add(1) > p.bound {
