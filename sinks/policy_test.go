@@ -196,6 +196,40 @@ func TestWatchdogSettlesASinkThatNeverAnswers(t *testing.T) {
 	})
 }
 
+// TestWatchdogTimeoutIsNotAFailedDelivery: a delivery its sink never
+// answered may have reached the destination, so the watchdog's timeout is
+// retried and never counts towards MaxDeliveries: even with a limit of one
+// delivery, the event is not dead-lettered (it used to be, delivered
+// and dead-lettered both).
+func TestWatchdogTimeoutIsNotAFailedDelivery(t *testing.T) {
+	srv := brokertest.Start(t)
+	publish(t, srv.JS, sinkstest.Events("late", 1)...)
+	o := fast()
+	o.AckWait = time.Second
+	o.MaxDeliveries = 1
+	reg := metrics.New()
+	s := &silentSink{}
+	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	waitUntil(t, 10*time.Second, "a third delivery after two timeouts", func() bool { return len(s.seen()) >= 3 })
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
+		t.Fatalf("%d dead letters after timeouts alone, want none", n)
+	}
+	s.answer.Store(true)
+	waitUntil(t, 10*time.Second, "delivered", func() bool {
+		return reg.Gather("chattap_sink_delivered_total", map[string]string{"sink": "silent"}) == 1
+	})
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
+		t.Errorf("%d dead letters for a delivered event, want none", n)
+	}
+}
+
 // failingWriter fails every write until healed.
 type failingWriter struct {
 	healed atomic.Bool

@@ -19,13 +19,15 @@ import (
 const maxRetryAfter = time.Hour
 
 // settle turns a delivery's outcome into an ack, a NAK with a delay, or a
-// dead letter followed by Term.
+// dead letter followed by Term. Only failures that say something about
+// the event count towards MaxDeliveries (see failures).
 func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 	switch {
 	case err == nil:
 		if aerr := msg.Ack(); aerr != nil {
 			w.log.Debug("ack failed; the event will be delivered again", "id", d.ID(), "err", aerr)
 		}
+		w.failures.forget(d.Sequence)
 		w.r.m.Delivered(w.name)
 		w.accepted()
 	case errors.Is(err, ErrClosed):
@@ -36,18 +38,40 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 		// Not the event's fault either, and every other event fails
 		// alike: wait long, never dead-letter, and say so loudly.
 		w.misconfigured(err)
+		w.countFailure(d)
 		w.r.m.Retried(w.name, failureClass(err))
 		_ = msg.NakWithDelay(backoff(w.r.o, math.MaxInt32, RetryAfterOf(err)))
+	case errors.Is(err, errNoOutcome):
+		// The sink never answered: the destination may have accepted the
+		// event, so this is no failed attempt and can never be the one
+		// that dead-letters it. It is retried; the destination drops the
+		// duplicate by messageId.
+		delay := backoff(w.r.o, d.Attempt, 0)
+		w.r.m.Retried(w.name, failureClass(err))
+		w.log.Warn("no outcome from the sink; retrying", "id", d.ID(), "seq", d.Sequence, "attempt", d.Attempt, "retry_in", delay, "err", err)
+		_ = msg.NakWithDelay(delay)
 	case IsPermanent(err):
 		w.deadLetter(msg, d, err)
-	case d.Attempt >= w.r.o.MaxDeliveries:
-		w.deadLetter(msg, d, fmt.Errorf("still failing after %d deliveries: %w", d.Attempt, err))
 	default:
+		if n := w.countFailure(d); n >= w.r.o.MaxDeliveries {
+			w.deadLetter(msg, d, fmt.Errorf("still failing after %d failed deliveries: %w", n, err))
+			return
+		}
 		delay := backoff(w.r.o, d.Attempt, RetryAfterOf(err))
 		w.r.m.Retried(w.name, failureClass(err))
 		w.log.Info("delivery failed; retrying", "id", d.ID(), "seq", d.Sequence, "attempt", d.Attempt, "retry_in", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
 	}
+}
+
+// countFailure counts a failed delivery of d towards MaxDeliveries and
+// returns the count so far. An event without a stream sequence (its
+// metadata unreadable) falls back on JetStream's count of deliveries.
+func (w *worker) countFailure(d Delivery) int {
+	if d.Sequence == 0 {
+		return d.Attempt
+	}
+	return w.failures.add(d.Sequence)
 }
 
 // deadLetter publishes the event to chattap.dlq.<sink>, then terminates
@@ -75,6 +99,7 @@ func (w *worker) deadLetter(msg jetstream.Msg, d Delivery, reason error) {
 	if err := msg.Term(); err != nil {
 		w.log.Warn("term failed; the event may be dead-lettered twice", "id", d.ID(), "err", err)
 	}
+	w.failures.forget(d.Sequence)
 }
 
 // publishDLQ stores one dead letter: the event as it was, with headers
