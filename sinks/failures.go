@@ -12,8 +12,9 @@ const maxCountedEvents = 1 << 16
 //
 // JetStream's NumDelivered cannot be that count: it also counts the
 // deliveries the sink never answered (a watchdog timeout: the destination
-// may well have accepted the event) and, once the failure counting is
-// narrowed further, ones that say nothing about the event. A header or a
+// may well have accepted the event) and the refusals of a misconfigured
+// destination (401, 403, 404: chattap's key or URL is wrong, not the
+// event). A header or a
 // KV entry per event cannot follow a redelivery either. So the count lives
 // in the worker, and what it forgets (a restart, an eviction when full,
 // another replica sharing the consumer) is forgotten on the side of more

@@ -23,7 +23,7 @@ type Options struct {
 
 // DeliveryOptions tune the Runner and the batching shared by every sink.
 type DeliveryOptions struct {
-	MaxDeliveries int           `env:"CHATTAP_SINK_MAX_DELIVERIES" envDefault:"20" help:"failed deliveries of one event to one sink before a retryable failure is dead-lettered too (a delivery the sink never answered does not count)"`
+	MaxDeliveries int           `env:"CHATTAP_SINK_MAX_DELIVERIES" envDefault:"20" help:"failed deliveries of one event to one sink before a retryable failure is dead-lettered too (neither a delivery the sink never answered nor a 401, 403 or 404 counts)"`
 	MaxInFlight   int           `env:"CHATTAP_SINK_MAX_IN_FLIGHT" envDefault:"1000" help:"events per sink handed over and not yet acked (the consumer's MaxAckPending)"`
 	BatchSize     int           `env:"CHATTAP_SINK_BATCH_SIZE" envDefault:"100" help:"events per request to Segment or the webhook (at most 2500)"`
 	FlushInterval time.Duration `env:"CHATTAP_SINK_FLUSH_INTERVAL" envDefault:"500ms" help:"longest an event waits for its batch to fill before it is sent"`

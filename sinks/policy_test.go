@@ -111,6 +111,67 @@ func TestMisconfiguredDestinationDeadLettersNothing(t *testing.T) {
 	}
 }
 
+// scriptedSink answers each delivery with what script says for its
+// attempt.
+type scriptedSink struct {
+	mu       sync.Mutex
+	attempts []int
+	script   func(attempt int) error
+}
+
+func (s *scriptedSink) Name() string { return "scripted" }
+
+func (s *scriptedSink) Deliver(_ context.Context, d sinks.Delivery, done func(error)) {
+	s.mu.Lock()
+	s.attempts = append(s.attempts, d.Attempt)
+	s.mu.Unlock()
+	go done(s.script(d.Attempt))
+}
+
+func (s *scriptedSink) Close(context.Context) error { return nil }
+
+func (s *scriptedSink) seen() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.attempts...)
+}
+
+// TestMisconfiguredRefusalsDoNotCountTowardsMaxDeliveries: deliveries
+// refused because chattap's key is wrong say nothing about the event, so
+// once the key is fixed an ordinary retryable failure is retried, not
+// dead-lettered at once for deliveries that were never the event's fault.
+func TestMisconfiguredRefusalsDoNotCountTowardsMaxDeliveries(t *testing.T) {
+	srv := brokertest.Start(t)
+	publish(t, srv.JS, sinkstest.Events("misconf", 1)...)
+	o := fast()
+	o.MaxDeliveries = 3
+	reg := metrics.New()
+	s := &scriptedSink{script: func(a int) error {
+		switch {
+		case a <= 4: // the operator's key is wrong for a while
+			return &sinks.MisconfiguredError{Err: errors.New("401 invalid write key")}
+		case a <= 6: // fixed; two transient 503s, within the limit of 3
+			return sinks.Retryable(errors.New("503 service unavailable"), 0)
+		}
+		return nil
+	}}
+	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	waitUntil(t, 10*time.Second, "delivered", func() bool {
+		return reg.Gather("chattap_sink_delivered_total", map[string]string{"sink": "scripted"}) == 1 ||
+			len(dlq(t, srv.JS, sinks.DLQFilter{})) > 0
+	})
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
+		t.Errorf("dead-lettered after attempts %v; want delivered on the 7th", s.seen())
+	}
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestDeadLetteringTwiceStoresOnce: the dead letter's id is the event's

@@ -36,9 +36,11 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 		_ = msg.Nak()
 	case IsMisconfigured(err):
 		// Not the event's fault either, and every other event fails
-		// alike: wait long, never dead-letter, and say so loudly.
+		// alike: wait long, never dead-letter, and say so loudly. Nor
+		// does it count towards MaxDeliveries: once the operator fixes
+		// the key, the first ordinary blip must not dead-letter the
+		// whole backlog.
 		w.misconfigured(err)
-		w.countFailure(d)
 		w.r.m.Retried(w.name, failureClass(err))
 		_ = msg.NakWithDelay(backoff(w.r.o, math.MaxInt32, RetryAfterOf(err)))
 	case errors.Is(err, errNoOutcome):
