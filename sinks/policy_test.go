@@ -195,6 +195,38 @@ func TestDeadLetteringTwiceStoresOnce(t *testing.T) {
 	}
 }
 
+// TestDeadLetteringAfterADropStoresItAgain: a dead letter dropped (or
+// replayed and deleted) leaves its id in CHATTAP_DLQ's duplicate window;
+// dead-lettering the event again within it is stored again, not dropped
+// as a duplicate while counted as dead-lettered, and still stored once
+// however often it is repeated.
+func TestDeadLetteringAfterADropStoresItAgain(t *testing.T) {
+	srv := brokertest.Start(t)
+	rcv := sinkstest.NewReceiver(t, writeKey)
+	rcv.SetRespond(func(int, []spec.Message) (int, http.Header) { return http.StatusBadRequest, nil })
+	publish(t, srv.JS, sinkstest.Events("drop", 1)...)
+	s := newWebhook(t, rcv, fast())
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	replay := func() {
+		t.Helper()
+		res, err := sinks.Replay(t.Context(), srv.JS, s, sinks.Range{FromSeq: 1}, sinks.ReplayOptions{})
+		if err != nil || res.DeadLettered != 1 {
+			t.Fatalf("replay: %+v, %v; want 1 dead-lettered", res, err)
+		}
+	}
+	for round := range 2 {
+		replay()
+		if n, err := sinks.DropDLQ(t.Context(), srv.JS, sinks.DLQFilter{All: true}); err != nil || n != 1 {
+			t.Fatalf("round %d: dropped %d, %v; want 1", round, n, err)
+		}
+	}
+	replay()
+	replay()
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 1 {
+		t.Errorf("DLQ holds %d entries after dead-lettering again twice since the last drop, want 1", n)
+	}
+}
+
 // silentSink takes deliveries and calls back only when told to.
 type silentSink struct {
 	mu       sync.Mutex

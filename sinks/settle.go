@@ -88,7 +88,8 @@ func (w *worker) deadLetter(msg jetstream.Msg, d Delivery, reason error) {
 	}
 	// The id is the event's own on this sink, not the attempt's: a
 	// dead-lettering retried after its publish timed out (but was
-	// stored) is stored once.
+	// stored) is stored once. One dropped since is stored again
+	// (publishDLQ).
 	id := dlqMsgID(w.name, d.Sequence)
 	if err := publishDLQ(ctx, w.r.js, w.name, d, data, reason, id); err != nil {
 		w.r.m.DLQPublishFailed(w.name)
@@ -119,10 +120,49 @@ func publishDLQ(ctx context.Context, js jetstream.JetStream, sink string, d Deli
 	if id := d.ID(); id != "" {
 		m.Header.Set(HeaderDLQMessageID, id)
 	}
-	if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
-		return fmt.Errorf("publish to %s: %w", m.Subject, err)
+	// A duplicate is either this dead letter stored before (a retried
+	// dead-lettering: stored once, done) or one that was since dropped or
+	// replayed and deleted, whose id the duplicate window still holds:
+	// then it is stored again under an id derived from the deleted one,
+	// so that a retry of this publish is still stored once.
+	for range maxDLQGenerations {
+		ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", m.Subject, err)
+		}
+		if !ack.Duplicate {
+			return nil
+		}
+		gone, err := dlqDeleted(ctx, js, ack.Sequence)
+		if err != nil || !gone {
+			return err
+		}
+		msgID = fmt.Sprintf("%s:after:%d", msgID, ack.Sequence)
 	}
-	return nil
+	return fmt.Errorf("publish to %s: dead letter dropped %d times within the duplicate window", m.Subject, maxDLQGenerations)
+}
+
+// maxDLQGenerations bounds how often one dead-lettering finds its earlier
+// dead letters deleted within CHATTAP_DLQ's duplicate window.
+const maxDLQGenerations = 8
+
+// dlqDeleted reports whether the dead letter at seq on CHATTAP_DLQ is
+// gone. An unknown sequence (0) counts as present: nothing to go on.
+func dlqDeleted(ctx context.Context, js jetstream.JetStream, seq uint64) (bool, error) {
+	if seq == 0 {
+		return false, nil
+	}
+	st, err := js.Stream(ctx, spec.StreamDLQ)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", spec.StreamDLQ, err)
+	}
+	if _, err := st.GetMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return true, nil
+		}
+		return false, fmt.Errorf("look up dead letter %d: %w", seq, err)
+	}
+	return false, nil
 }
 
 // dlqMsgID is the Nats-Msg-Id of the dead letter of the event at seq on
