@@ -14,12 +14,12 @@ const maxCountedEvents = 1 << 16
 // deliveries the sink never answered (a watchdog timeout: the destination
 // may well have accepted the event) and the refusals of a misconfigured
 // destination (401, 403, 404: chattap's key or URL is wrong, not the
-// event). A header or a
-// KV entry per event cannot follow a redelivery either. So the count lives
-// in the worker, and what it forgets (a restart, an eviction when full,
-// another replica sharing the consumer) is forgotten on the side of more
-// retries, never of an early dead letter: with R replicas an event gets at
-// most R × MaxDeliveries counted failures in all. Safe for concurrent use.
+// event). A header or a KV entry per event cannot follow a redelivery
+// either. So the count lives in the worker, and what it forgets (a
+// restart, an eviction when full, another replica sharing the consumer)
+// is forgotten on the side of more retries, never of an early dead
+// letter: with R replicas and no restart an event gets up to
+// R × MaxDeliveries counted failures. Safe for concurrent use.
 type failures struct {
 	mu sync.Mutex
 	n  map[uint64]int
