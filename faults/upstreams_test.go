@@ -78,7 +78,7 @@ func (w *world) env() map[string]string {
 		"CHATTAP_TAP_ACK_TIMEOUT":        "2s",
 		"CHATTAP_MAPPER_ACK_WAIT":        pick("5s", "30s"),
 		"CHATTAP_MAPPER_PUBLISH_TIMEOUT": pick("3s", "10s"),
-		"CHATTAP_SINK_ACK_WAIT":          pick("5s", "0s"),
+		"CHATTAP_SINK_ACK_WAIT":          pick("6s", "0s"), // at least 3 × CHATTAP_SEGMENT_TIMEOUT
 	}
 }
 
