@@ -310,7 +310,7 @@ func printConfig(w io.Writer, c *config) error {
 	return tw.Flush()
 }
 
-// printConfigMarkdown writes the table of settings the README holds.
+// printConfigMarkdown writes the table of settings docs/configuration.md holds.
 func printConfigMarkdown(w io.Writer) error {
 	fmt.Fprintln(w, "| variable | default | meaning |")
 	fmt.Fprintln(w, "|---|---|---|")
