@@ -25,6 +25,7 @@ func commands() []command {
 		{"serve", "run the taps, the mapper and the sinks (the default)", runServe},
 		{"tail", "print Live Chat events from CHATTAP_EVENTS as JSON lines", runTail},
 		{"replay", "re-deliver a time or sequence range of CHATTAP_EVENTS to one sink", runReplay},
+		{"remap", "map recorded exchanges of CHATTAP_RAW again and publish the events not yet delivered", runRemap},
 		{"dlq", "list, replay or drop dead letters", runDLQ},
 		{"config", "print every setting: its variable, default and current value (secrets redacted)", runConfig},
 		{"version", "print chattap's version", runVersion},

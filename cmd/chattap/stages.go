@@ -15,9 +15,7 @@ import (
 // events.
 func (p *process) startStages(ctx context.Context, c *config, settings *broker.SettingsStore, reg *metrics.Registry, stdout io.Writer) error {
 	if c.has(roleMapper) {
-		o := c.Mapper
-		o.Version, o.ChannelFields = versionString(), c.channelFields()
-		m, err := mapper.New(o)
+		m, err := mapper.New(c.mapperOptions())
 		if err != nil {
 			return err
 		}
