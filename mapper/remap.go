@@ -14,9 +14,9 @@ import (
 
 // RemapRange selects the records on CHATTAP_RAW whose events a remap
 // publishes: by when they were stored (Since, or From and To), by stream
-// sequence (FromSeq and ToSeq), and or by Conversation. At least one of
-// Since, From, FromSeq and Conversation is set, and at most one of the
-// first three.
+// sequence (FromSeq and ToSeq), by Conversation, or by a range and a
+// conversation together. At least one of Since, From, FromSeq and
+// Conversation is set, and at most one of the first three.
 type RemapRange struct {
 	// Since selects the records stored in this last stretch of time.
 	Since time.Duration
