@@ -86,13 +86,17 @@ type RemapResult struct {
 	// published again; Published were stored now (0 in a dry run), and
 	// Duplicates were dropped by CHATTAP_EVENTS itself, the live mapper
 	// having published them meanwhile.
-	Produced        int               `json:"events_produced"`
-	EventsScanned   int               `json:"events_scanned"`
-	AlreadyOnEvents int               `json:"already_on_events"`
-	Published       int               `json:"published"`
-	Duplicates      int               `json:"duplicates,omitempty"`
-	DryRun          bool              `json:"dry_run,omitempty"`
-	Events          []json.RawMessage `json:"-"`
+	Produced        int `json:"events_produced"`
+	EventsScanned   int `json:"events_scanned"`
+	AlreadyOnEvents int `json:"already_on_events"`
+	Published       int `json:"published"`
+	Duplicates      int `json:"duplicates,omitempty"`
+	// LeftToLiveMapper, when set, is the live mapper's ack floor on
+	// CHATTAP_RAW: the records after it were not selected, since it has
+	// not mapped them yet and will, with today's settings.
+	LeftToLiveMapper *uint64           `json:"left_to_live_mapper_after,omitempty"`
+	DryRun           bool              `json:"dry_run,omitempty"`
+	Events           []json.RawMessage `json:"-"`
 }
 
 // remapped is one event a selected record yields.
@@ -114,6 +118,8 @@ type remapped struct {
 // conversation the range touches is mapped from its own first record on
 // CHATTAP_RAW, in stream order, on a State that starts empty and lives
 // only in this call; only the events of selected records are published.
+// Records the live mapper has not acked yet are not selected: it maps
+// them itself, with the same settings.
 //
 // Remap never reads or writes the chattap_conversations bucket, and
 // takes no handle to it: the live mapper's State of a conversation is its
@@ -150,6 +156,13 @@ func Remap(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Sett
 	sel := selection{r: r, last: raw.LastSeq}
 	if r.ToSeq > 0 {
 		sel.last = min(sel.last, r.ToSeq)
+	}
+	floor, live, err := liveMapperFloor(ctx, js)
+	if err != nil {
+		return res, err
+	}
+	if live && floor < sel.last {
+		sel.last, res.LeftToLiveMapper = floor, &floor
 	}
 	if err := sel.resolve(ctx, js); err != nil {
 		return res, err
@@ -396,6 +409,27 @@ func publishRemapped(ctx context.Context, js jetstream.JetStream, events []remap
 		}
 	}
 	return nil
+}
+
+// liveMapperFloor is the sequence up to which the live mapper's durable
+// consumer has acked every record, if it exists. Remap stops there: a
+// record the live mapper has yet to map would be published by both, and
+// the stream's duplicate window drops the second copy only if the live
+// mapper comes within minutes. Reading the consumer's info moves nothing.
+// (Records the live mapper acked beyond its floor wait for a later remap.)
+func liveMapperFloor(ctx context.Context, js jetstream.JetStream) (uint64, bool, error) {
+	c, err := js.Consumer(ctx, spec.StreamRaw, spec.ConsumerMapper)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("live mapper consumer: %w", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("live mapper consumer: %w", err)
+	}
+	return info.AckFloor.Stream, true, nil
 }
 
 // bounds is what a stream holds when a remap begins.

@@ -272,6 +272,26 @@ func TestRemapConversationAndDryRun(t *testing.T) {
 	}
 }
 
+// TestRemapLeavesWhatTheLiveMapperHasNotReached stops at the live
+// mapper's ack floor: it will map what lies beyond itself.
+func TestRemapLeavesWhatTheLiveMapperHasNotReached(t *testing.T) {
+	s := brokertest.Start(t)
+	publishRaw(t, s.JS, flatten(twoConversations()), nil)
+	if _, err := s.JS.CreateOrUpdateConsumer(t.Context(), spec.StreamRaw, mapper.RunnerOptions{}.ConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{FromSeq: 1}, mapper.RemapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RecordsInRange != 0 || res.Published != 0 || res.LeftToLiveMapper == nil || *res.LeftToLiveMapper != 0 {
+		t.Errorf("remap before the live mapper acked anything: %+v", res)
+	}
+	if got := idsOnEvents(t, s.JS); len(got) != 0 {
+		t.Errorf("published %v", got)
+	}
+}
+
 func TestRemapRangeValidate(t *testing.T) {
 	now := time.Now()
 	for name, r := range map[string]mapper.RemapRange{
