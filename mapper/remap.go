@@ -78,7 +78,8 @@ type RemapResult struct {
 	// conversations they belong to from their first record on.
 	RecordsInRange int `json:"records_in_range"`
 	RecordsRead    int `json:"records_read"`
-	Conversations  int `json:"conversations"`
+	// Conversations were found with records to map.
+	Conversations int `json:"conversations"`
 	// Unmappable Observations of the selected records yield nothing.
 	Unmappable int `json:"unmappable"`
 	// Produced events came of the selected records; AlreadyOnEvents of
@@ -167,7 +168,6 @@ func Remap(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Sett
 	if err := sel.resolve(ctx, js); err != nil {
 		return res, err
 	}
-	res.Conversations = len(sel.conversations)
 	if len(sel.conversations) == 0 && !sel.anonymous {
 		return res, nil
 	}
@@ -262,6 +262,7 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 		earliest time.Time
 		states   = make(map[string]State, len(s.conversations))
 		seenIDs  = map[string]bool{}
+		found    = map[string]bool{}
 	)
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first}
 	err := readStream(ctx, js, spec.StreamRaw, cfg, s.last, func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
@@ -285,6 +286,10 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 			loose := o.ConversationID == "" && s.anonymous && selected
 			if !mine && !loose {
 				continue
+			}
+			if mine && !found[o.ConversationID] {
+				found[o.ConversationID] = true
+				res.Conversations++
 			}
 			if !read {
 				read = true

@@ -248,7 +248,7 @@ func TestRemapConversationAndDryRun(t *testing.T) {
 		dryIDs = append(dryIDs, m.MessageID)
 	}
 	slices.Sort(dryIDs)
-	if !slices.Equal(dryIDs, want) || dry.Published != 0 || !dry.DryRun {
+	if !slices.Equal(dryIDs, want) || dry.Published != 0 || !dry.DryRun || dry.Conversations != 1 {
 		t.Errorf("dry run: %+v with %v, want %v and nothing published", dry, dryIDs, want)
 	}
 
@@ -263,6 +263,11 @@ func TestRemapConversationAndDryRun(t *testing.T) {
 		if !bytes.Equal(e, dry.Events[i]) {
 			t.Errorf("event %d differs from the dry run's:\n%s\n%s", i, e, dry.Events[i])
 		}
+	}
+
+	none, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{Conversation: "c-never"}, mapper.RemapOptions{})
+	if err != nil || none.Conversations != 0 || none.Produced != 0 || none.RecordsRead != 0 {
+		t.Errorf("remap of a conversation never recorded: %+v, %v", none, err)
 	}
 
 	// Recording off today: nothing to produce, nothing published.
