@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/chattap/chattap/spec"
 )
 
 // addonRetryAfter is what a 503 on /userlike/addon asks Userlike to wait.
@@ -35,22 +37,22 @@ func serveAddon(s *Server, w http.ResponseWriter, r *http.Request) int {
 		encodeError(w, http.StatusBadRequest, "add-on callback is not a JSON object: "+err.Error())
 		return http.StatusBadRequest
 	}
-	obs.Status = http.StatusOK
+	rec := spec.NewRecord(ex.id, ex.received, http.StatusOK, []*spec.Observation{obs})
 	ctx, cancel := context.WithTimeout(r.Context(), s.Options.AddonAckTimeout)
 	defer cancel()
-	err = s.Publisher.Publish(ctx, obs)
+	err = s.Publisher.Publish(ctx, rec)
 	if errors.Is(err, ErrTooLarge) {
 		encodeError(w, http.StatusRequestEntityTooLarge, err.Error())
 		return http.StatusRequestEntityTooLarge
 	}
 	if err != nil {
-		s.Log.Warn("add-on callback not stored; asking Userlike to retry", "id", obs.ID, "kind", obs.Kind, "err", err)
+		s.Log.Warn("add-on callback not stored; asking Userlike to retry", "exchange", rec.ID, "kind", obs.Kind, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(addonRetryAfter))
 		encodeError(w, http.StatusServiceUnavailable, "event could not be stored; retry later")
 		return http.StatusServiceUnavailable
 	}
 	encode(w, http.StatusOK, struct {
 		ID string `json:"id"`
-	}{obs.ID})
+	}{rec.ID})
 	return http.StatusOK
 }

@@ -42,8 +42,8 @@ func TestBrokerDown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("add-on with the broker down: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if held := h.pub.Held(); held != 2*n {
-		t.Errorf("publisher holds %d observations, want %d", held, 2*n)
+	if held := h.pub.Held(); held != n {
+		t.Errorf("publisher holds %d records, want %d (one per exchange)", held, n)
 	}
 
 	brokertest.StartListening(t, dir, addr)
@@ -62,10 +62,10 @@ func TestBrokerDown(t *testing.T) {
 	if len(ids) != 2*n+1 {
 		t.Errorf("%d distinct observations, want %d", len(ids), 2*n+1)
 	}
-	if total := h.rawCount(t); total != 2*n+1 {
-		t.Errorf("stream holds %d observations, want exactly %d (no duplicates, nothing lost)", total, 2*n+1)
+	if total := h.rawCount(t); total != n+1 {
+		t.Errorf("stream holds %d records, want exactly %d (no duplicates, nothing lost)", total, n+1)
 	}
-	if failed := h.reg.Gather("chattap_observations_publish_failures_total", nil); failed == 0 {
+	if failed := h.reg.Gather("chattap_records_publish_failures_total", nil); failed == 0 {
 		t.Error("no failed publish was counted while the broker was down")
 	}
 }
@@ -85,7 +85,7 @@ func TestBufferBoundDropsAndCounts(t *testing.T) {
 			t.Fatalf("exchange failed with a full buffer: %d", resp.StatusCode)
 		}
 	}
-	if dropped := h.reg.Gather("chattap_observations_dropped_total", nil); dropped != 3 {
+	if dropped := h.reg.Gather("chattap_records_dropped_total", nil); dropped != 3 {
 		t.Errorf("dropped = %v, want 3", dropped)
 	}
 	if held := h.pub.Held(); held != 5 {
@@ -122,19 +122,19 @@ func TestStopWithBrokerDownCountsWhatIsLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	err := h.pub.Stop(ctx)
-	if err == nil || !strings.Contains(err.Error(), "4 observations") {
-		t.Fatalf("Stop = %v, want it to report 4 observations not stored", err)
+	if err == nil || !strings.Contains(err.Error(), "4 records") {
+		t.Fatalf("Stop = %v, want it to report 4 records not stored", err)
 	}
 	if again := h.pub.Stop(t.Context()); again == nil || again.Error() != err.Error() {
 		t.Errorf("second Stop = %v, want %v", again, err)
 	}
-	if lost := h.reg.Gather("chattap_observations_lost_total", nil); lost != 4 {
+	if lost := h.reg.Gather("chattap_records_lost_total", nil); lost != 4 {
 		t.Errorf("lost counter = %v, want 4", lost)
 	}
 	if resp, _ := h.post(t, ingest.RouteWebhook, webhookBody, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("an exchange after Stop must still go through: %d", resp.StatusCode)
 	}
-	if lost := h.reg.Gather("chattap_observations_lost_total", nil); lost != 5 {
+	if lost := h.reg.Gather("chattap_records_lost_total", nil); lost != 5 {
 		t.Errorf("lost counter after a late exchange = %v, want 5", lost)
 	}
 }

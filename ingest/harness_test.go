@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -92,14 +91,35 @@ func (h *harness) post(t *testing.T, route, body string, header map[string]strin
 	return resp, string(b)
 }
 
-// stored is one message on CHATTAP_RAW.
+// stored is one Observation of a record on CHATTAP_RAW, with the
+// record's subject and Nats-Msg-Id.
 type stored struct {
 	subject, msgID string
 	obs            spec.Observation
 }
 
-// observations waits for the next n Observations on CHATTAP_RAW.
+// observations waits for the Observations of the next records on
+// CHATTAP_RAW until it has at least n.
 func (h *harness) observations(t *testing.T, n int) []stored {
+	t.Helper()
+	var out []stored
+	for _, r := range h.records(t, n) {
+		for _, o := range r.obs {
+			out = append(out, stored{subject: r.subject, msgID: r.msgID, obs: o})
+		}
+	}
+	return out
+}
+
+// record is one message on CHATTAP_RAW, read with spec.ReadRaw.
+type record struct {
+	subject, msgID string
+	obs            []spec.Observation
+}
+
+// records waits for the next records on CHATTAP_RAW until they hold at
+// least n Observations.
+func (h *harness) records(t *testing.T, n int) []record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -107,19 +127,20 @@ func (h *harness) observations(t *testing.T, n int) []stored {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []stored
-	for len(out) < n {
+	var out []record
+	for have := 0; have < n; {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			t.Fatalf("waiting for observation %d of %d: %v", len(out)+1, n, err)
+			t.Fatalf("waiting for observation %d of %d: %v", have+1, n, err)
 		}
-		var o spec.Observation
-		if err := json.Unmarshal(msg.Data(), &o); err != nil {
-			t.Fatalf("observation is not JSON: %v\n%s", err, msg.Data())
+		obs, err := spec.ReadRaw(msg.Data())
+		if err != nil {
+			t.Fatalf("record is not readable: %v\n%s", err, msg.Data())
 		}
 		meta, _ := msg.Metadata()
 		h.cursor = meta.Sequence.Stream
-		out = append(out, stored{subject: msg.Subject(), msgID: msg.Headers().Get(jetstream.MsgIDHeader), obs: o})
+		have += len(obs)
+		out = append(out, record{subject: msg.Subject(), msgID: msg.Headers().Get(jetstream.MsgIDHeader), obs: obs})
 	}
 	return out
 }

@@ -23,11 +23,11 @@ type Options struct {
 	AdminToken         string        `env:"CHATTAP_ADMIN_TOKEN" secret:"true" help:"bearer token for /admin/* and /debugger; empty: those are off"`
 	MaxBodyBytes       int64         `env:"CHATTAP_MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body a tap accepts (413 beyond); also the largest reply recorded"`
 	UpstreamTimeout    time.Duration `env:"CHATTAP_UPSTREAM_TIMEOUT" envDefault:"30s" help:"how long a tap waits for its upstream's answer (502 beyond)"`
-	TapAck             string        `env:"CHATTAP_TAP_ACK" envDefault:"async" help:"async: record in the background; sync: the proxied answer waits until JetStream stored the exchange, at most CHATTAP_TAP_ACK_TIMEOUT"`
-	TapAckTimeout      time.Duration `env:"CHATTAP_TAP_ACK_TIMEOUT" envDefault:"25ms" help:"in sync mode, how long an exchange waits for JetStream before it goes through anyway (the miss is counted)"`
+	TapAck             string        `env:"CHATTAP_TAP_ACK" envDefault:"async" help:"async: record in the background; sync: the proxied answer waits until JetStream stored the exchange's record, at most CHATTAP_TAP_ACK_TIMEOUT"`
+	TapAckTimeout      time.Duration `env:"CHATTAP_TAP_ACK_TIMEOUT" envDefault:"500ms" help:"in sync mode, how long an exchange waits for JetStream to store its record before it is answered anyway (the miss is counted and logged with the exchange id)"`
 	AddonAckTimeout    time.Duration `env:"CHATTAP_ADDON_ACK_TIMEOUT" envDefault:"5s" help:"how long /userlike/addon waits for JetStream before answering 503"`
-	PublishBuffer      int           `env:"CHATTAP_PUBLISH_BUFFER" envDefault:"100000" help:"observations held in memory while the broker is slow or away; past it new ones are dropped and counted"`
-	PublishWindow      int           `env:"CHATTAP_PUBLISH_WINDOW" envDefault:"4096" help:"asynchronous publishes awaiting JetStream's ack at once"`
+	PublishBuffer      int           `env:"CHATTAP_PUBLISH_BUFFER" envDefault:"100000" help:"records (one per exchange) held in memory while the broker is slow or away; past it new ones are dropped and counted"`
+	PublishWindow      int           `env:"CHATTAP_PUBLISH_WINDOW" envDefault:"4096" help:"records published asynchronously and awaiting JetStream's ack at once"`
 }
 
 // Ack modes of CHATTAP_TAP_ACK.

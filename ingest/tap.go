@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -93,49 +94,41 @@ func (t *tap) decodeRequest(ex *exchange, body []byte) []*spec.Observation {
 // answerItself is the webhook with no bot configured: chattap is the bot
 // that never says anything.
 func (t *tap) answerItself(w http.ResponseWriter, st *exchangeState) {
-	t.record(st.request, http.StatusOK)
+	t.record(st, st.request, http.StatusOK)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte("{}"))
 	t.srv.Metrics.Request(t.route, http.StatusOK)
 }
 
-// record stamps the exchange's status on obs and hands them to the
-// publisher; in sync mode it waits, a bounded time, until JetStream stored
-// them. It never fails the exchange.
-func (t *tap) record(obs []*spec.Observation, status int) {
+// record hands the exchange's record (obs, with the status the caller
+// got) to the publisher; in sync mode it waits, at most TapAckTimeout,
+// until JetStream stored it. It never fails the exchange: a record not
+// stored in time is a miss, counted and logged with the exchange id.
+func (t *tap) record(st *exchangeState, obs []*spec.Observation, status int) {
 	if len(obs) == 0 {
 		return
 	}
 	s := t.srv
-	sync := s.Options.TapAck == AckSync
-	var acks chan error
-	if sync {
-		acks = make(chan error, len(obs))
-	}
-	waiting := 0
-	for _, o := range obs {
-		o.Status = status
-		var done func(error)
-		if sync {
-			done = func(err error) { acks <- err }
-		}
-		if err := s.Publisher.Enqueue(o, done); err == nil && sync {
-			waiting++
-		}
-	}
-	if waiting == 0 {
+	rec := spec.NewRecord(st.ex.id, st.ex.received, status, obs)
+	if s.Options.TapAck != AckSync {
+		_ = s.Publisher.Enqueue(rec, nil)
 		return
 	}
-	timer := time.NewTimer(s.Options.TapAckTimeout)
-	defer timer.Stop()
-	for ; waiting > 0; waiting-- {
+	stored := make(chan error, 1)
+	err := s.Publisher.Enqueue(rec, func(err error) { stored <- err })
+	if err == nil {
+		timer := time.NewTimer(s.Options.TapAckTimeout)
 		select {
-		case <-acks:
+		case err = <-stored:
 		case <-timer.C:
-			s.Metrics.AckMissed()
-			return
+			err = fmt.Errorf("not stored within CHATTAP_TAP_ACK_TIMEOUT (%s)", s.Options.TapAckTimeout)
 		}
+		timer.Stop()
+	}
+	if err != nil {
+		s.Metrics.AckMissed()
+		s.Log.Warn("sync ack missed: exchange answered before its record was stored", "exchange", rec.ID, "route", t.route, "status", status, "err", err)
 	}
 }
 
@@ -187,7 +180,7 @@ func (t *tap) modifyResponse(resp *http.Response) error {
 		}
 		obs = append(obs, replies...)
 	}
-	t.record(obs, resp.StatusCode)
+	t.record(st, obs, resp.StatusCode)
 	return nil
 }
 
@@ -236,7 +229,7 @@ func (t *tap) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) 
 		msg = "caller went away"
 	}
 	t.srv.Log.Warn("upstream failed", "route", t.route, "upstream", RedactURL(t.target.String()), "err", err)
-	t.record(st.request, http.StatusBadGateway)
+	t.record(st, st.request, http.StatusBadGateway)
 	encodeError(w, http.StatusBadGateway, msg)
 }
 

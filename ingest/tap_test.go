@@ -42,16 +42,24 @@ func TestWebhookIsProxiedUnchangedAndRecorded(t *testing.T) {
 		}
 	}
 
-	obs := h.observations(t, 3)
+	recs := h.records(t, 3)
+	if len(recs) != 1 {
+		t.Fatalf("%d records for one exchange, want 1", len(recs))
+	}
+	var obs []stored
+	for _, o := range recs[0].obs {
+		obs = append(obs, stored{subject: recs[0].subject, msgID: recs[0].msgID, obs: o})
+	}
+	subject := spec.RawPartitionSubject(spec.Partition(cid), spec.SourceChatbotWebhook, "message")
 	want := []struct {
 		subject, kind string
 		source        spec.Source
 		payload       string
 		index         int
 	}{
-		{"chattap.raw.chatbot.webhook.message", "message", spec.SourceChatbotWebhook, webhookBody, 0},
-		{"chattap.raw.chatbot.reply.message", "message", spec.SourceChatbotReply, replyEvent1, 1},
-		{"chattap.raw.chatbot.reply.bubbles", "bubbles", spec.SourceChatbotReply, replyEvent2, 2},
+		{subject, "message", spec.SourceChatbotWebhook, webhookBody, 0},
+		{subject, "message", spec.SourceChatbotReply, replyEvent1, 1},
+		{subject, "bubbles", spec.SourceChatbotReply, replyEvent2, 2},
 	}
 	exchange := obs[0].obs.ID
 	for i, w := range want {
@@ -62,10 +70,10 @@ func TestWebhookIsProxiedUnchangedAndRecorded(t *testing.T) {
 		if string(o.obs.Payload) != w.payload {
 			t.Errorf("observation %d payload not verbatim:\n got %s\nwant %s", i, o.obs.Payload, w.payload)
 		}
-		if o.msgID == "" || o.msgID != o.obs.ID {
+		if o.msgID == "" || o.msgID != exchange || o.obs.ID != spec.ObservationID(exchange, i) || o.obs.Record != exchange {
 			t.Errorf("observation %d: Nats-Msg-Id %q, id %q", i, o.msgID, o.obs.ID)
 		}
-		if o.obs.ConversationID != cid || o.obs.Exchange != exchange || o.obs.Status != http.StatusOK || o.obs.V != 1 || o.obs.ReceivedAt.IsZero() {
+		if o.obs.ConversationID != cid || o.obs.Exchange != exchange || o.obs.Status != http.StatusOK || o.obs.V != spec.RecordVersion || o.obs.ReceivedAt.IsZero() {
 			t.Errorf("observation %d: %+v", i, o.obs)
 		}
 	}
@@ -78,7 +86,7 @@ func TestWebhookWithoutBotAnswersEmptyObject(t *testing.T) {
 		t.Fatalf("got %d %q (%s), want 200 {}", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
 	o := h.observations(t, 1)[0]
-	if o.subject != "chattap.raw.chatbot.webhook.start" || o.obs.ConversationID != "c1" || o.obs.Status != 200 {
+	if o.subject != spec.RawPartitionSubject(spec.Partition("c1"), spec.SourceChatbotWebhook, "start") || o.obs.ConversationID != "c1" || o.obs.Status != 200 {
 		t.Errorf("got %s %+v", o.subject, o.obs)
 	}
 }
@@ -94,19 +102,19 @@ func TestProxiedRoutes(t *testing.T) {
 			name: "bot to API URL, two events", route: ingest.RouteAPI,
 			body:      `[{"info":{"cid":"c9"},"packet":{"name":"message","payload":{"body":"hi"}}},{"info":{"cid":"c9"},"packet":{"event":"end","payload":{}}}]`,
 			configure: func(o *ingest.Options, url string) { o.UserlikeAPIURL = url },
-			subjects:  []string{"chattap.raw.chatbot.api.message", "chattap.raw.chatbot.api.end"}, conversation: "c9",
+			subjects:  []string{"chattap.raw.1.chatbot.api.message", "chattap.raw.1.chatbot.api.message"}, conversation: "c9",
 		},
 		{
 			name: "channel inbound", route: ingest.RouteChannelInbound,
 			body:      `{"contact_id":"cust-42","name":"Ada","text":"Where is my parcel?"}`,
 			configure: func(o *ingest.Options, url string) { o.ChannelInboundURL = url },
-			subjects:  []string{"chattap.raw.channel.inbound.message"}, conversation: "channel::cust-42",
+			subjects:  []string{"chattap.raw.8.channel.inbound.message"}, conversation: "channel::cust-42",
 		},
 		{
 			name: "channel outbound with token", route: ingest.RouteChannelOutbound, header: "API-SECURITY-TOKEN", token: "out",
 			body:      `{"contact":{"email":"ada@example.com"},"message":{"body":"On its way","event":"message","is_deleted":false}}`,
 			configure: func(o *ingest.Options, url string) { o.ChannelOutboundURL = url; o.ChannelOutboundTok = "out" },
-			subjects:  []string{"chattap.raw.channel.outbound.message"}, conversation: "channel::ada@example.com",
+			subjects:  []string{"chattap.raw.1.channel.outbound.message"}, conversation: "channel::ada@example.com",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

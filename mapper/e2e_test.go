@@ -112,7 +112,7 @@ func TestWholePath(t *testing.T) {
 			t.Fatalf("POST %s: %d", step.route, resp.StatusCode)
 		}
 	}
-	waitRaw(t, s, 13)
+	waitRaw(t, s, 10) // one record per exchange
 	waitMapped(t, s.JS)
 
 	got := map[string][]spec.Message{}
@@ -125,7 +125,7 @@ func TestWholePath(t *testing.T) {
 	compareGoldenValue(t, filepath.Join("testdata", "golden", "whole_path.json"), got)
 }
 
-// waitRaw waits until the taps stored n Observations.
+// waitRaw waits until the taps stored n records.
 func waitRaw(t *testing.T, s *brokertest.Server, n uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -142,7 +142,7 @@ func waitRaw(t *testing.T, s *brokertest.Server, n uint64) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d observations on CHATTAP_RAW, want %d", info.State.Msgs, n)
+			t.Fatalf("%d records on CHATTAP_RAW, want %d", info.State.Msgs, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -27,14 +27,6 @@ const (
 	nakMax  = 30 * time.Second
 )
 
-func decodeObservation(data []byte) (*spec.Observation, error) {
-	var obs spec.Observation
-	if err := json.Unmarshal(data, &obs); err != nil {
-		return nil, fmt.Errorf("decode observation: %w", err)
-	}
-	return &obs, nil
-}
-
 // task is one Observation of a batch and what became of it.
 type task struct {
 	job
@@ -365,7 +357,7 @@ func (r *Runner) settle(g *group, t *task) {
 	}
 }
 
-func (r *Runner) ack(msg jetstream.Msg) {
+func (r *Runner) ack(msg acker) {
 	if err := msg.Ack(); err != nil {
 		// The Observation comes again after the ack wait; its id is in the
 		// State by then, so it maps to nothing.
@@ -374,7 +366,7 @@ func (r *Runner) ack(msg jetstream.Msg) {
 }
 
 // nakDelay grows with the deliveries so far: 250ms, 500ms, 1s … 30s.
-func nakDelay(msg jetstream.Msg) time.Duration {
+func nakDelay(msg acker) time.Duration {
 	n := uint64(1)
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
 		n = md.NumDelivered

@@ -97,9 +97,11 @@ type Runner struct {
 	stopped  chan struct{}
 }
 
-// job is one Observation taken from the consumer.
+// job is one Observation taken from the consumer: a version 1 message,
+// or one event of a version 2 record, whose message it settles through a
+// recordShare.
 type job struct {
-	msg   jetstream.Msg
+	msg   acker
 	obs   *spec.Observation
 	taken time.Time
 }
@@ -224,30 +226,39 @@ func (r *Runner) shutdown() {
 	r.workers.Wait()
 }
 
-// dispatch hands a message to the worker of its conversation. It runs on
-// the consumer's goroutine, one message at a time, so blocking on a full
+// dispatch splits a message into its Observations (spec.ReadRaw) and
+// hands each to the worker of its conversation, in order. It runs on the
+// consumer's goroutine, one message at a time, so blocking on a full
 // queue holds back intake rather than growing memory.
 func (r *Runner) dispatch(msg jetstream.Msg) {
-	obs, err := decodeObservation(msg.Data())
+	obs, err := spec.ReadRaw(msg.Data())
 	if err != nil {
-		r.log.Warn("mapper: observation is not readable, acked and dropped", "subject", msg.Subject(), "err", err)
+		r.log.Warn("mapper: record is not readable, acked and dropped", "subject", msg.Subject(), "err", err)
 		r.ack(msg)
 		r.metrics.Observation("unknown", metrics.MapperUnmappable, 0)
 		return
 	}
-	key := obs.ConversationID
-	if key == "" {
-		key = obs.ID
+	var settle acker = msg
+	if len(obs) > 1 {
+		settle = newRecordShare(msg, len(obs))
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	q := r.queues[int(h.Sum32()%uint32(len(r.queues)))]
-	r.inflight.Add(1)
-	select {
-	case q <- job{msg: msg, obs: obs, taken: time.Now()}:
-	case <-r.work.Done():
-		r.inflight.Done()
-		_ = msg.Nak()
+	taken := time.Now()
+	for i := range obs {
+		o := &obs[i]
+		key := o.ConversationID
+		if key == "" {
+			key = o.ID
+		}
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		q := r.queues[int(h.Sum32()%uint32(len(r.queues)))]
+		r.inflight.Add(1)
+		select {
+		case q <- job{msg: settle, obs: o, taken: taken}:
+		case <-r.work.Done():
+			r.inflight.Done()
+			_ = settle.Nak()
+		}
 	}
 }
 

@@ -28,13 +28,13 @@ func NewIngest(r *Registry) *Ingest {
 		forbidden:     r.counterVec("chattap_tap_forbidden_total", "Requests refused for a missing or wrong token, by route.", "route"),
 		undecodable:   r.counterVec("chattap_tap_undecodable_total", "Bodies that were not the JSON their route expects, by route.", "route"),
 		upstream:      r.histogramVec("chattap_tap_upstream_seconds", "Time the upstream took to answer, by route.", []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "route"),
-		published:     r.counterVec("chattap_observations_published_total", "Observations JetStream acknowledged, by source.", "source"),
-		publishFailed: r.counter("chattap_observations_publish_failures_total", "Publish attempts that failed and were retried."),
-		dropped:       r.counter("chattap_observations_dropped_total", "Observations dropped because the publish buffer was full."),
-		lost:          r.counter("chattap_observations_lost_total", "Observations still unpublished when chattap stopped."),
-		ackMissed:     r.counter("chattap_tap_sync_ack_missed_total", "Exchanges in sync mode that went through before JetStream acknowledged them."),
-		tooLarge:      r.counter("chattap_observations_too_large_total", "Observations larger than the broker's max_payload, stored without their payload (or refused, on /userlike/addon)."),
-		buffered:      r.gauge("chattap_observations_buffered", "Observations held in memory, not yet acknowledged by JetStream."),
+		published:     r.counterVec("chattap_records_published_total", "Records (one per exchange) JetStream acknowledged, by the source of the caller's event.", "source"),
+		publishFailed: r.counter("chattap_records_publish_failures_total", "Rounds of publishes that failed and were sent again, in order."),
+		dropped:       r.counter("chattap_records_dropped_total", "Records dropped because the publish buffer was full."),
+		lost:          r.counter("chattap_records_lost_total", "Records still unpublished when chattap stopped."),
+		ackMissed:     r.counter("chattap_tap_sync_ack_missed_total", "Exchanges in sync mode answered before JetStream acknowledged their record (each is logged with its exchange id)."),
+		tooLarge:      r.counter("chattap_records_too_large_total", "Records larger than the broker's max_payload, stored without their largest payloads (or refused, on /userlike/addon)."),
+		buffered:      r.gauge("chattap_records_buffered", "Records held in memory, not yet acknowledged by JetStream."),
 	}
 }
 
@@ -66,28 +66,28 @@ func (m *Ingest) Upstream(route string, seconds float64) {
 	}
 }
 
-// Published counts one Observation stored by JetStream.
+// Published counts one record stored by JetStream.
 func (m *Ingest) Published(source string) {
 	if m != nil {
 		m.published.WithLabelValues(source).Inc()
 	}
 }
 
-// PublishFailed counts one failed publish attempt.
+// PublishFailed counts one round of failed publishes.
 func (m *Ingest) PublishFailed() {
 	if m != nil {
 		m.publishFailed.Inc()
 	}
 }
 
-// Dropped counts one Observation dropped for a full buffer.
+// Dropped counts one record dropped for a full buffer.
 func (m *Ingest) Dropped() {
 	if m != nil {
 		m.dropped.Inc()
 	}
 }
 
-// Lost counts Observations abandoned at shutdown.
+// Lost counts records abandoned at shutdown.
 func (m *Ingest) Lost(n int64) {
 	if m != nil {
 		m.lost.Add(float64(n))
@@ -101,14 +101,14 @@ func (m *Ingest) AckMissed() {
 	}
 }
 
-// TooLarge counts one Observation over the broker's max_payload.
+// TooLarge counts one record over the broker's max_payload.
 func (m *Ingest) TooLarge() {
 	if m != nil {
 		m.tooLarge.Inc()
 	}
 }
 
-// Buffered sets how many Observations are held in memory.
+// Buffered sets how many records are held in memory.
 func (m *Ingest) Buffered(n int64) {
 	if m != nil {
 		m.buffered.Set(float64(n))

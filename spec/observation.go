@@ -42,8 +42,15 @@ const KindUndecodable = "undecodable"
 type Observation struct {
 	// V is the schema version, ObservationVersion.
 	V int `json:"v"`
-	// ID is unique per Observation and is its Nats-Msg-Id.
+	// ID is unique per Observation. A version 1 Observation is stored on
+	// its own, with ID as its Nats-Msg-Id; one read from a version 2
+	// Record has ObservationID(record id, Index).
 	ID string `json:"id"`
+	// Record is the id of the message on StreamRaw this Observation was
+	// read from (ReadRaw sets it): the exchange id of a version 2 Record,
+	// ID itself for a version 1 Observation. The mapper puts it in
+	// HeaderRecord. It is not part of the version 1 JSON.
+	Record string `json:"-"`
 	// Source is the flow; Kind the event as the wire named it
 	// ("message", "start", "chat_session.end"), or KindUndecodable.
 	Source Source `json:"source"`

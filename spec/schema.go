@@ -3,7 +3,9 @@ package spec
 import "embed"
 
 // Schemas holds the JSON Schemas (draft 2020-12) of what chattap
-// publishes: schema/observation.schema.json for CHATTAP_RAW and
+// publishes: schema/record.schema.json for CHATTAP_RAW (version 2, one
+// record per exchange), schema/observation.schema.json for the version 1
+// messages still found there, and
 // schema/message.schema.json for CHATTAP_EVENTS, for consumers elsewhere
 // in an analytics stack to validate against.
 //
@@ -12,6 +14,7 @@ var Schemas embed.FS
 
 // Schema paths within Schemas.
 const (
+	RecordSchemaPath      = "schema/record.schema.json"
 	ObservationSchemaPath = "schema/observation.schema.json"
 	MessageSchemaPath     = "schema/message.schema.json"
 )

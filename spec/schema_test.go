@@ -16,7 +16,8 @@ import (
 
 // validate checks doc against the subset of JSON Schema that chattap's
 // schemas use: type, const, enum, required, properties,
-// additionalProperties, anyOf, minLength, maxLength, minimum, pattern.
+// additionalProperties, anyOf, minLength, maxLength, minimum, maximum,
+// pattern, items, minItems.
 func validate(schema map[string]any, doc any, path string) error {
 	if t, ok := schema["type"].(string); ok && !hasType(doc, t) {
 		return fmt.Errorf("%s: want %s, have %T", path, t, doc)
@@ -47,6 +48,21 @@ func validate(schema map[string]any, doc any, path string) error {
 	if n, ok := doc.(float64); ok {
 		if m, ok := schema["minimum"].(float64); ok && n < m {
 			return fmt.Errorf("%s: %v below %v", path, n, m)
+		}
+		if m, ok := schema["maximum"].(float64); ok && n > m {
+			return fmt.Errorf("%s: %v above %v", path, n, m)
+		}
+	}
+	if a, ok := doc.([]any); ok {
+		if m, ok := schema["minItems"].(float64); ok && float64(len(a)) < m {
+			return fmt.Errorf("%s: fewer than %v items", path, m)
+		}
+		if items, ok := schema["items"].(map[string]any); ok {
+			for i, e := range a {
+				if err := validate(items, e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if anyOf, ok := schema["anyOf"].([]any); ok {
@@ -99,6 +115,9 @@ func hasType(doc any, t string) bool {
 	case "number":
 		_, ok := doc.(float64)
 		return ok
+	case "array":
+		_, ok := doc.([]any)
+		return ok
 	case "integer":
 		n, ok := doc.(float64)
 		return ok && n == math.Trunc(n)
@@ -150,6 +169,40 @@ func TestObservationsMatchTheirSchema(t *testing.T) {
 	}
 	for name, doc := range invalid {
 		if validate(schema, decode(t, []byte(doc)), "observation") == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestRecordsMatchTheirSchema(t *testing.T) {
+	schema := loadSchema(t, spec.RecordSchemaPath)
+	at := time.Date(2026, 11, 21, 10, 0, 0, 123456000, time.UTC)
+	valid := []*spec.Record{
+		spec.NewRecord("a", at, 200, []*spec.Observation{
+			{Source: spec.SourceChatbotWebhook, Kind: "message", ConversationID: "c", Payload: []byte(`{"packet":{}}`)},
+			{Source: spec.SourceChatbotReply, Kind: "end", ConversationID: "c", Payload: []byte(`{"name":"end"}`)},
+			{Source: spec.SourceChatbotReply, Kind: "message", ConversationID: "other", Payload: []byte(`{"info":{"cid":"other"}}`)},
+			{Source: spec.SourceChatbotReply, Kind: spec.KindUndecodable, ConversationID: "c", Error: "not json", PayloadRaw: []byte("\x00\x01 raw")},
+		}),
+		spec.NewRecord("b", at, 502, []*spec.Observation{{Source: spec.SourceChannelInbound, Kind: spec.KindUndecodable, Error: "not json", PayloadRaw: []byte("x")}}),
+	}
+	for _, r := range valid {
+		if err := validate(schema, decode(t, r.AppendJSON(nil)), "record"); err != nil {
+			t.Errorf("%s: %v\n%s", r.ID, err, r.AppendJSON(nil))
+		}
+	}
+	ok := `"v":2,"id":"a","source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","partition":3,"status":200`
+	invalid := map[string]string{
+		"version 1":        `{"v":1,"id":"a","source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","partition":3,"status":200,"events":[{"source":"addon","kind":"x"}]}`,
+		"no events":        `{` + ok + `,"events":[]}`,
+		"events missing":   `{` + ok + `}`,
+		"partition 16":     `{"v":2,"id":"a","source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","partition":16,"status":200,"events":[{"source":"addon","kind":"x"}]}`,
+		"event source":     `{` + ok + `,"events":[{"source":"email","kind":"x"}]}`,
+		"event extra":      `{` + ok + `,"events":[{"source":"addon","kind":"x","index":1}]}`,
+		"event raw base64": `{` + ok + `,"events":[{"source":"addon","kind":"x","payload_raw":"%%"}]}`,
+	}
+	for name, doc := range invalid {
+		if validate(schema, decode(t, []byte(doc)), "record") == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

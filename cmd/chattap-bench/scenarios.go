@@ -193,9 +193,9 @@ func (b *bench) chattapThroughput(ctx context.Context, label, scenario, ack stri
 func recordNotes(ctr map[string]float64) string {
 	var out []string
 	for _, m := range []struct{ name, what string }{
-		{"chattap_observations_dropped_total", "observations dropped"},
+		{"chattap_records_dropped_total", "records dropped"},
 		{"chattap_tap_sync_ack_missed_total", "sync acks missed"},
-		{"chattap_observations_publish_failures_total", "publish retries"},
+		{"chattap_records_publish_failures_total", "publish retries"},
 	} {
 		if v := ctr[m.name]; v > 0 {
 			out = append(out, fmt.Sprintf("%s %.0f", m.what, v))

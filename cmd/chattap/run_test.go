@@ -126,7 +126,7 @@ func observationFor(t *testing.T, url, cid string) spec.Observation {
 	_, js := brokertest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, spec.StreamRaw, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"chattap.raw.chatbot.webhook.>"}})
+	cons, err := js.OrderedConsumer(ctx, spec.StreamRaw, jetstream.OrderedConsumerConfig{FilterSubjects: []string{spec.RawPartitionFilter(spec.Partition(cid))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,9 +135,9 @@ func observationFor(t *testing.T, url, cid string) spec.Observation {
 		if err != nil {
 			t.Fatalf("no observation for %s: %v", cid, err)
 		}
-		var o spec.Observation
-		if err := json.Unmarshal(msg.Data(), &o); err == nil && o.ConversationID == cid {
-			return o
+		obs, err := spec.ReadRaw(msg.Data())
+		if err == nil && obs[0].ConversationID == cid {
+			return obs[0]
 		}
 	}
 }

@@ -1,0 +1,138 @@
+package ingest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/ingest"
+	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestOrderKeptWhenTheBrokerStopsAndDies drives conversations through the
+// webhook tap, each one exchange after the other, while a real nats-server
+// process is stopped, started, killed and started again. Every
+// conversation's records must then be on CHATTAP_RAW in the order their
+// exchanges were answered, none missing, none twice.
+func TestOrderKeptWhenTheBrokerStopsAndDies(t *testing.T) {
+	srv := brokertest.StartProcess(t, "")
+	nc, js := brokertest.ConnectEnsured(t, srv.URL)
+	bot := newUpstream(t, replyWith(http.StatusOK, map[string]string{"Content-Type": "application/json"}, `{"packet":{"name":"message","payload":{"body":"ok"}}}`))
+	o := testOptions()
+	o.BotWebhookURL = bot.URL
+	o.PublishBuffer = 100000
+	o.PublishWindow = 256
+	h := newHarness(t, nc, js, o)
+
+	const conversations = 8
+	var stop atomic.Bool
+	answered := make([]int, conversations)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for c := range conversations {
+		wg.Go(func() {
+			for n := 0; !stop.Load(); n++ {
+				body := fmt.Sprintf(`{"info":{"cid":"order-%d"},"packet":{"name":"message","payload":{"body":"%d"}}}`, c, n)
+				resp, err := client.Post(h.url+ingest.RouteWebhook, "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Errorf("conversation %d exchange %d: %v", c, n, err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("conversation %d exchange %d: %d", c, n, resp.StatusCode)
+					return
+				}
+				answered[c] = n + 1
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	pause := func() { time.Sleep(400 * time.Millisecond) }
+	pause()
+	srv.Stop()
+	pause()
+	srv.Start()
+	pause()
+	srv.Kill()
+	pause()
+	srv.Start()
+	pause()
+	stop.Store(true)
+	wg.Wait()
+	waitFor(t, "the publisher to store every record", func() bool { return h.pub.Held() == 0 })
+
+	seen := make([][]int, conversations)
+	total := 0
+	for _, r := range allRecords(t, js) {
+		if len(r) != 2 {
+			t.Fatalf("a record of %d observations, want the webhook and the reply", len(r))
+		}
+		var ev struct {
+			Info   struct{ Cid string }
+			Packet struct{ Payload struct{ Body string } }
+		}
+		if err := json.Unmarshal(r[0].Payload, &ev); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := strconv.Atoi(strings.TrimPrefix(ev.Info.Cid, "order-"))
+		n, _ := strconv.Atoi(ev.Packet.Payload.Body)
+		seen[c] = append(seen[c], n)
+		total++
+	}
+	sum := 0
+	for c := range conversations {
+		sum += answered[c]
+		if len(seen[c]) != answered[c] {
+			t.Errorf("conversation %d: %d records stored, %d exchanges answered", c, len(seen[c]), answered[c])
+		}
+		for i, n := range seen[c] {
+			if n != i {
+				t.Errorf("conversation %d: record %d on the stream is exchange %d (order %v…)", c, i, n, seen[c][max(0, i-3):min(len(seen[c]), i+3)])
+				break
+			}
+		}
+	}
+	if failed := h.reg.Gather("chattap_records_publish_failures_total", nil); failed == 0 {
+		t.Error("no publish failed: the broker was never away while records were sent")
+	}
+	t.Logf("%d exchanges over %d conversations, %d records; %v rounds of failed publishes", sum, conversations, total, h.reg.Gather("chattap_records_publish_failures_total", nil))
+}
+
+// allRecords reads every message on CHATTAP_RAW, in stream order.
+func allRecords(t *testing.T, js jetstream.JetStream) [][]spec.Observation {
+	t.Helper()
+	st, err := js.Stream(t.Context(), spec.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(t.Context(), spec.StreamRaw, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]spec.Observation
+	for uint64(len(out)) < info.State.Msgs {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("record %d of %d: %v", len(out)+1, info.State.Msgs, err)
+		}
+		obs, err := spec.ReadRaw(msg.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, obs)
+	}
+	return out
+}
