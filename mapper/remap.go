@@ -456,13 +456,18 @@ func streamBounds(ctx context.Context, js jetstream.JetStream, name string) (bou
 	return bounds{Msgs: s.Msgs, FirstSeq: s.FirstSeq, LastSeq: s.LastSeq, LastTime: s.LastTime}, nil
 }
 
-// recordObservations reads one stored CHATTAP_RAW message into the id of
-// its record and the Observations the mapper maps. A version 1 message is
-// one Observation, its own record.
+// recordObservations reads one stored CHATTAP_RAW message, of either
+// version, into the id of its record and the Observations the mapper maps,
+// with spec.ReadRaw as the live mapper does, so both give them the same
+// ids and so the same messageIds.
 func recordObservations(data []byte) (string, []*spec.Observation, error) {
-	obs, err := decodeObservation(data)
+	obs, err := spec.ReadRaw(data)
 	if err != nil {
 		return "", nil, err
 	}
-	return obs.ID, []*spec.Observation{obs}, nil
+	out := make([]*spec.Observation, len(obs))
+	for i := range obs {
+		out[i] = &obs[i]
+	}
+	return obs[0].Record, out, nil
 }

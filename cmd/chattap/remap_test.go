@@ -116,18 +116,20 @@ func wouldHave(t *testing.T, js jetstream.JetStream, cid string) []spec.Message 
 		if err != nil {
 			t.Fatal(err)
 		}
-		var o spec.Observation
-		if err := json.Unmarshal(raw.Data, &o); err != nil {
-			t.Fatal(err)
-		}
-		if o.ConversationID != cid {
-			continue
-		}
-		msgs, next, err := m.Map(&o, state, spec.DefaultSettings)
+		obs, err := spec.ReadRaw(raw.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		state, out = next, append(out, msgs...)
+		for i := range obs {
+			if obs[i].ConversationID != cid {
+				continue
+			}
+			msgs, next, err := m.Map(&obs[i], state, spec.DefaultSettings)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, out = next, append(out, msgs...)
+		}
 	}
 	return out
 }
