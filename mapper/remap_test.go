@@ -329,7 +329,7 @@ func TestRemapRangeValidate(t *testing.T) {
 	}
 }
 
-// BenchmarkRemap measures a remap of a whole store: 20,000 records of
+// BenchmarkRemap measures a remap of a whole store: 10,000 records of
 // 2,000 bot conversations (a webhook message and its reply each), with
 // every event they yield already on CHATTAP_EVENTS, as after a first
 // remap. Each op reads CHATTAP_RAW from its start, maps every
@@ -345,14 +345,13 @@ func BenchmarkRemap(b *testing.B) {
 	var futures []jetstream.PubAckFuture
 	for i := range 10_000 {
 		cid := fmt.Sprintf("chatbot::1:bench-%d", i%2000)
-		for _, o := range botExchange(cid, fmt.Sprintf("x%d", i), t0.Add(time.Duration(i)*time.Millisecond), false, "What is my balance?", "It is 42.") {
-			data, _ := json.Marshal(o)
-			f, err := s.JS.PublishAsync(o.Subject(), data, jetstream.WithMsgID(o.ID))
-			if err != nil {
-				b.Fatal(err)
-			}
-			futures = append(futures, f)
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		rec := spec.NewRecord(fmt.Sprintf("x%d", i), at, 200, botExchange(cid, "", at, false, "What is my balance?", "It is 42."))
+		f, err := s.JS.PublishAsync(rec.Subject(), rec.AppendJSON(nil), jetstream.WithMsgID(rec.ID))
+		if err != nil {
+			b.Fatal(err)
 		}
+		futures = append(futures, f)
 	}
 	for _, f := range futures {
 		select {
