@@ -92,10 +92,9 @@ type RemapResult struct {
 	AlreadyOnEvents int `json:"already_on_events"`
 	Published       int `json:"published"`
 	Duplicates      int `json:"duplicates,omitempty"`
-	// LeftToLiveMapper, when set, is the live mapper's ack floor on
-	// CHATTAP_RAW: the records after it were not selected, since it has
-	// not mapped them yet and will, with today's settings.
-	LeftToLiveMapper *uint64           `json:"left_to_live_mapper_after,omitempty"`
+	// LeftToLiveMapper records of the range were not selected: the live
+	// mapper has not mapped them yet, and will, with today's settings.
+	LeftToLiveMapper int               `json:"left_to_live_mapper,omitempty"`
 	DryRun           bool              `json:"dry_run,omitempty"`
 	Events           []json.RawMessage `json:"-"`
 }
@@ -158,14 +157,10 @@ func Remap(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Sett
 	if r.ToSeq > 0 {
 		sel.last = min(sel.last, r.ToSeq)
 	}
-	floor, live, err := liveMapperFloor(ctx, js)
-	if err != nil {
+	if sel.live, err = readLiveMapper(ctx, js); err != nil {
 		return res, err
 	}
-	if live && floor < sel.last {
-		sel.last, res.LeftToLiveMapper = floor, &floor
-	}
-	if err := sel.resolve(ctx, js); err != nil {
+	if err := sel.resolve(ctx, js, &res); err != nil {
 		return res, err
 	}
 	if len(sel.conversations) == 0 && !sel.anonymous {
@@ -203,20 +198,27 @@ type selection struct {
 	// selected record has an Observation that names none.
 	conversations map[string]bool
 	anonymous     bool
+	live          liveMapper
 }
 
-// selects reports whether the record at md is in the range (its
+// inRange reports whether the record at md is in the range (its
 // Observations may still belong to another conversation than asked for).
-func (s *selection) selects(md *jetstream.MsgMetadata) bool {
+func (s *selection) inRange(md *jetstream.MsgMetadata) bool {
 	seq, ts := md.Sequence.Stream, md.Timestamp
 	return seq <= s.last && seq >= s.r.FromSeq &&
 		(s.r.From.IsZero() || !ts.Before(s.r.From)) &&
 		(s.r.To.IsZero() || !ts.After(s.r.To))
 }
 
+// selects reports whether the record is in the range and the live mapper
+// is past it.
+func (s *selection) selects(msg jetstream.Msg, md *jetstream.MsgMetadata) bool {
+	return s.inRange(md) && s.live.past(msg.Subject(), md.Sequence.Stream)
+}
+
 // resolve finds the conversations of the selected records. A range with a
 // conversation needs no reading: it is the only one.
-func (s *selection) resolve(ctx context.Context, js jetstream.JetStream) error {
+func (s *selection) resolve(ctx context.Context, js jetstream.JetStream, res *RemapResult) error {
 	s.conversations = map[string]bool{}
 	if s.r.Conversation != "" {
 		s.conversations[s.r.Conversation] = true
@@ -233,7 +235,11 @@ func (s *selection) resolve(ctx context.Context, js jetstream.JetStream) error {
 		if !s.r.To.IsZero() && md.Timestamp.After(s.r.To) {
 			return false, nil
 		}
-		if !s.selects(md) {
+		if !s.inRange(md) {
+			return true, nil
+		}
+		if !s.selects(msg, md) {
+			res.LeftToLiveMapper++
 			return true, nil
 		}
 		_, obs, err := recordObservations(msg.Data())
@@ -272,13 +278,16 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 		record, obs, err := recordObservations(msg.Data())
 		if err != nil {
 			// The live mapper acks such a record and maps nothing of it.
-			if s.selects(md) && s.r.Conversation == "" {
+			if s.selects(msg, md) && s.r.Conversation == "" {
 				res.RecordsInRange++
 				res.Unmappable++
 			}
 			return true, nil
 		}
-		selected, read := s.selects(md), false
+		selected, read := s.selects(msg, md), false
+		// Counted here only for a conversation, whose range resolve does
+		// not read.
+		waiting := !selected && s.inRange(md) && s.r.Conversation != ""
 		for _, o := range obs {
 			mine := o.ConversationID != "" && s.conversations[o.ConversationID]
 			// An Observation naming no conversation is mapped on the zero
@@ -296,6 +305,9 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 				res.RecordsRead++
 				if selected {
 					res.RecordsInRange++
+				}
+				if waiting {
+					res.LeftToLiveMapper++
 				}
 				if earliest.IsZero() {
 					earliest = md.Timestamp
@@ -416,25 +428,36 @@ func publishRemapped(ctx context.Context, js jetstream.JetStream, events []remap
 	return nil
 }
 
-// liveMapperFloor is the sequence up to which the live mapper's durable
-// consumer has acked every record, if it exists. Remap stops there: a
-// record the live mapper has yet to map would be published by both, and
-// the stream's duplicate window drops the second copy only if the live
-// mapper comes within minutes. Reading the consumer's info moves nothing.
-// (Records the live mapper acked beyond its floor wait for a later remap.)
-func liveMapperFloor(ctx context.Context, js jetstream.JetStream) (uint64, bool, error) {
+// liveMapper is how far the live mapper has got on CHATTAP_RAW: the ack
+// floor of its durable consumer, if it exists. Remap selects no record
+// beyond it: one the live mapper has yet to map would be published by
+// both, and the stream's duplicate window would drop the second copy only
+// if the live mapper got there within minutes. Reading a consumer's info
+// moves nothing. (Records acked beyond the floor wait for a later remap.)
+type liveMapper struct {
+	running bool
+	floor   uint64
+}
+
+func readLiveMapper(ctx context.Context, js jetstream.JetStream) (liveMapper, error) {
 	c, err := js.Consumer(ctx, spec.StreamRaw, spec.ConsumerMapper)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, false, nil
+		return liveMapper{}, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("live mapper consumer: %w", err)
+		return liveMapper{}, fmt.Errorf("live mapper consumer: %w", err)
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		return 0, false, fmt.Errorf("live mapper consumer: %w", err)
+		return liveMapper{}, fmt.Errorf("live mapper consumer: %w", err)
 	}
-	return info.AckFloor.Stream, true, nil
+	return liveMapper{running: true, floor: info.AckFloor.Stream}, nil
+}
+
+// past reports whether the live mapper is done with the record at seq,
+// stored on subject; with no live mapper, every record is.
+func (l liveMapper) past(_ string, seq uint64) bool {
+	return !l.running || seq <= l.floor
 }
 
 // bounds is what a stream holds when a remap begins.

@@ -289,8 +289,12 @@ func TestRemapLeavesWhatTheLiveMapperHasNotReached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.RecordsInRange != 0 || res.Published != 0 || res.LeftToLiveMapper == nil || *res.LeftToLiveMapper != 0 {
+	if res.RecordsInRange != 0 || res.Published != 0 || res.LeftToLiveMapper != len(flatten(twoConversations())) {
 		t.Errorf("remap before the live mapper acked anything: %+v", res)
+	}
+	one, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{Conversation: "c-a"}, mapper.RemapOptions{})
+	if err != nil || one.RecordsInRange != 0 || one.Published != 0 || one.LeftToLiveMapper != 6 {
+		t.Errorf("remap of c-a before the live mapper acked anything: %+v, %v", one, err)
 	}
 	if got := idsOnEvents(t, s.JS); len(got) != 0 {
 		t.Errorf("published %v", got)
