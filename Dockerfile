@@ -14,6 +14,9 @@ FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/chattap /chattap
 COPY --from=build --chown=65532:65532 /out/data /data
+# A container is reached from outside, so it listens on every interface:
+# serve then refuses to start until every route that records has its token
+# (the message names the variables), unless CHATTAP_ALLOW_UNAUTHENTICATED=true.
 ENV CHATTAP_DATA_DIR=/data CHATTAP_LISTEN_ADDR=:8080
 USER 65532:65532
 EXPOSE 8080

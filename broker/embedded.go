@@ -27,12 +27,16 @@ type EmbeddedOptions struct {
 	// MaxPayload is the largest message the server takes; zero: 8 MiB,
 	// room for a 1 MiB body as an Observation with headers.
 	MaxPayload int32
+	// Auth, when it names a user or an nkey, is required of every client,
+	// the in-process one included; with a certificate, Listen serves TLS.
+	Auth Credentials
 }
 
 // Embedded is a running in-process NATS server with JetStream.
 type Embedded struct {
 	srv  *server.Server
 	lock *os.File
+	auth Credentials
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process and
@@ -78,6 +82,9 @@ func startEmbedded(o EmbeddedOptions) (*Embedded, error) {
 			opts.Host = "0.0.0.0"
 		}
 	}
+	if err := o.Auth.configureServer(opts); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -90,12 +97,14 @@ func startEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 30s")
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, auth: o.Auth}, nil
 }
 
-// Connect opens a connection to the embedded server, in process.
+// Connect opens a connection to the embedded server, in process, with the
+// server's own credentials.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", append(connOptions(name), nats.InProcessServer(e.srv))...)
+	opts := append(connOptions(name), nats.InProcessServer(e.srv))
+	return nats.Connect("", append(opts, e.auth.inProcessOptions()...)...)
 }
 
 // ClientURL is the address other processes reach the server on; empty when
@@ -120,8 +129,14 @@ func (e *Embedded) Shutdown() {
 // Connect opens a connection to an external server or cluster; url may
 // list several servers separated by commas. The connection reconnects for
 // ever, so a broker that goes away and comes back is picked up again.
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, connOptions(name)...)
+// creds, when set, are presented to the server (see Credentials); an error
+// never holds the password or a URL's user info.
+func Connect(url, name string, creds ...Credentials) (*nats.Conn, error) {
+	opts := connOptions(name)
+	for _, c := range creds {
+		opts = append(opts, c.clientOptions()...)
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}

@@ -24,6 +24,11 @@ func TestWrongOrMissingTokenIsRefused(t *testing.T) {
 		{"webhook, no token", ingest.RouteWebhook, "", nil, func(o *ingest.Options, u string) { o.BotWebhookURL = u; o.WebhookToken = "right" }},
 		{"webhook, wrong token", ingest.RouteWebhook, "", map[string]string{"SECURITY-TOKEN": "wrong"}, func(o *ingest.Options, u string) { o.BotWebhookURL = u; o.WebhookToken = "right" }},
 		{"outbound, wrong token", ingest.RouteChannelOutbound, "", map[string]string{"API-SECURITY-TOKEN": "righ"}, func(o *ingest.Options, u string) { o.ChannelOutboundURL = u; o.ChannelOutboundTok = "right" }},
+		{"inbound, no token", ingest.RouteChannelInbound, "", nil, func(o *ingest.Options, u string) { o.ChannelInboundURL = u; o.ChannelInboundTok = "right" }},
+		{"inbound, wrong token", ingest.RouteChannelInbound, "", map[string]string{"API-SECURITY-TOKEN": "rightt"}, func(o *ingest.Options, u string) { o.ChannelInboundURL = u; o.ChannelInboundTok = "right" }},
+		{"inbound, outbound's header name", ingest.RouteChannelInbound, "", map[string]string{"SECURITY-TOKEN": "right"}, func(o *ingest.Options, u string) { o.ChannelInboundURL = u; o.ChannelInboundTok = "right" }},
+		{"api, no token", ingest.RouteAPI, "", nil, func(o *ingest.Options, u string) { o.UserlikeAPIURL = u; o.UserlikeAPIToken = "right" }},
+		{"api, wrong token", ingest.RouteAPI, "", map[string]string{"SECURITY-TOKEN": "Right"}, func(o *ingest.Options, u string) { o.UserlikeAPIURL = u; o.UserlikeAPIToken = "right" }},
 		{"add-on, wrong query token", ingest.RouteAddon, "?token=nope", nil, func(o *ingest.Options, u string) { o.AddonToken = "right" }},
 		{"add-on, wrong header token", ingest.RouteAddon, "", map[string]string{"X-Chattap-Token": "nope"}, func(o *ingest.Options, u string) { o.AddonToken = "right" }},
 	} {
@@ -130,6 +135,26 @@ func TestUpstreamTimeoutIs502(t *testing.T) {
 	resp, body := h.post(t, ingest.RouteWebhook, webhookBody, nil)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "in time") {
 		t.Fatalf("got %d %q, want 502 for a timeout", resp.StatusCode, body)
+	}
+	if o := h.observations(t, 1)[0].obs; o.Status != http.StatusBadGateway || string(o.Payload) != webhookBody {
+		t.Errorf("contact's side recorded as %+v, want it with status 502", o)
+	}
+}
+
+func TestUpstreamThatStallsItsBodyIs502(t *testing.T) {
+	release := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`[{"packet":`))
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	defer close(release)
+	h := startTaps(t, func(o *ingest.Options) { o.BotWebhookURL = up.URL; o.UpstreamTimeout = 200 * time.Millisecond })
+	resp, body := h.post(t, ingest.RouteWebhook, webhookBody, nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "in time") {
+		t.Fatalf("got %d %q, want 502 for a reply body that never ends", resp.StatusCode, body)
 	}
 	if o := h.observations(t, 1)[0].obs; o.Status != http.StatusBadGateway || string(o.Payload) != webhookBody {
 		t.Errorf("contact's side recorded as %+v, want it with status 502", o)

@@ -16,13 +16,15 @@ type Options struct {
 	BotWebhookURL      string        `env:"CHATTAP_BOT_WEBHOOK_URL" secret:"url" help:"the bot server's webhook URL; empty: chattap answers webhooks itself with {}"`
 	WebhookToken       string        `env:"CHATTAP_WEBHOOK_TOKEN" secret:"true" help:"expected SECURITY-TOKEN header on webhooks from Userlike"`
 	UserlikeAPIURL     string        `env:"CHATTAP_USERLIKE_API_URL" secret:"url" help:"the Userlike API URL that /userlike/api forwards to"`
+	UserlikeAPIToken   string        `env:"CHATTAP_USERLIKE_API_TOKEN" secret:"true" help:"expected SECURITY-TOKEN header on your bot's calls to /userlike/api (the chatbot's own token, which Userlike also checks)"`
 	ChannelOutboundURL string        `env:"CHATTAP_CHANNEL_OUTBOUND_URL" secret:"url" help:"your channel server's endpoint that /userlike/channel/outbound forwards to"`
 	ChannelOutboundTok string        `env:"CHATTAP_CHANNEL_OUTBOUND_TOKEN" secret:"true" help:"expected API-SECURITY-TOKEN on outbound calls from Userlike"`
 	ChannelInboundURL  string        `env:"CHATTAP_CHANNEL_INBOUND_URL" secret:"url" help:"the Userlike Inbound URL that /userlike/channel/inbound forwards to"`
+	ChannelInboundTok  string        `env:"CHATTAP_CHANNEL_INBOUND_TOKEN" secret:"true" help:"expected API-SECURITY-TOKEN header on your channel server's inbound calls to /userlike/channel/inbound (the inbound auth token, which Userlike also checks)"`
 	AddonToken         string        `env:"CHATTAP_ADDON_TOKEN" secret:"true" help:"expected token on add-on callbacks (token query parameter or X-Chattap-Token header)"`
 	AdminToken         string        `env:"CHATTAP_ADMIN_TOKEN" secret:"true" help:"bearer token for /admin/* and /debugger; empty: those are off"`
 	MaxBodyBytes       int64         `env:"CHATTAP_MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body a tap accepts (413 beyond); also the largest reply recorded"`
-	UpstreamTimeout    time.Duration `env:"CHATTAP_UPSTREAM_TIMEOUT" envDefault:"30s" help:"how long a tap waits for its upstream's answer (502 beyond)"`
+	UpstreamTimeout    time.Duration `env:"CHATTAP_UPSTREAM_TIMEOUT" envDefault:"30s" help:"how long a tap waits for its upstream's whole answer, headers and body (502 beyond, or the answer cut off once it has begun)"`
 	TapAck             string        `env:"CHATTAP_TAP_ACK" envDefault:"async" help:"async: record in the background; sync: the proxied answer waits until JetStream stored the exchange's record, at most CHATTAP_TAP_ACK_TIMEOUT"`
 	TapAckTimeout      time.Duration `env:"CHATTAP_TAP_ACK_TIMEOUT" envDefault:"500ms" help:"in sync mode, how long an exchange waits for JetStream to store its record before it is answered anyway (the miss is counted and logged with the exchange id)"`
 	AddonAckTimeout    time.Duration `env:"CHATTAP_ADDON_ACK_TIMEOUT" envDefault:"5s" help:"how long /userlike/addon waits for JetStream before answering 503"`

@@ -7,7 +7,9 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 )
 
-// routes is every route chattap serves, in one place.
+// routes is every route chattap serves on its public listener: the taps
+// and health, and, unless Deps.SeparateAdmin moves them to AdminHandler,
+// the operator's routes too.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
@@ -26,6 +28,15 @@ func (s *Server) routes() http.Handler {
 	}
 	r.Method(http.MethodGet, "/healthz", handleHealthz())
 	r.Method(http.MethodGet, "/readyz", handleReadyz(s))
+	if !s.SeparateAdmin {
+		s.adminRoutes(r)
+	}
+	return r
+}
+
+// adminRoutes are the operator's routes: /metrics, /admin/* and
+// /debugger. The last two are on only with CHATTAP_ADMIN_TOKEN.
+func (s *Server) adminRoutes(r chi.Router) {
 	if s.MetricsHandler != nil {
 		r.Method(http.MethodGet, "/metrics", s.MetricsHandler)
 	}
@@ -39,7 +50,6 @@ func (s *Server) routes() http.Handler {
 			r.Method(http.MethodGet, "/debugger", admin(handleDebugger(s)))
 		}
 	}
-	return r
 }
 
 // notConfigured answers a tap whose upstream is not set: there is nowhere

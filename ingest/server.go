@@ -11,6 +11,8 @@ import (
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/spec"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 )
 
@@ -26,13 +28,21 @@ type Deps struct {
 	// Ready is what /readyz asks: nil when the broker answers and the
 	// streams exist.
 	Ready func(context.Context) error
+	// Degraded, when it returns an error, makes /readyz answer 200 with
+	// status "degraded" and that warning: something needs the operator
+	// (a sink's destination refuses chattap) but the taps still work.
+	// It must not block.
+	Degraded func() error
 	// Recent feeds /debugger with the latest Live Chat events; nil turns
 	// the page off.
 	Recent         func(ctx context.Context, n int) ([]spec.Message, error)
 	Metrics        *metrics.Ingest
 	MetricsHandler http.Handler
 	ChannelFields  spec.ChannelFields
-	Log            *slog.Logger
+	// SeparateAdmin moves /metrics, /admin/* and /debugger from ServeHTTP
+	// to AdminHandler, for a listener of their own (CHATTAP_ADMIN_ADDR).
+	SeparateAdmin bool
+	Log           *slog.Logger
 	// Now and NewID default to time.Now and UUIDv7s.
 	Now   func() time.Time
 	NewID func() string
@@ -43,6 +53,7 @@ type Server struct {
 	Deps
 	taps    []*tap
 	handler http.Handler
+	admin   http.Handler
 }
 
 // New checks deps and builds the handler with every route.
@@ -67,9 +78,9 @@ func New(deps Deps) (*Server, error) {
 		source, reply                spec.Source
 	}{
 		{RouteWebhook, o.BotWebhookURL, "SECURITY-TOKEN", o.WebhookToken, spec.SourceChatbotWebhook, spec.SourceChatbotReply},
-		{RouteAPI, o.UserlikeAPIURL, "", "", spec.SourceChatbotAPI, ""},
+		{RouteAPI, o.UserlikeAPIURL, "SECURITY-TOKEN", o.UserlikeAPIToken, spec.SourceChatbotAPI, ""},
 		{RouteChannelOutbound, o.ChannelOutboundURL, "API-SECURITY-TOKEN", o.ChannelOutboundTok, spec.SourceChannelOutbound, ""},
-		{RouteChannelInbound, o.ChannelInboundURL, "", "", spec.SourceChannelInbound, ""},
+		{RouteChannelInbound, o.ChannelInboundURL, "API-SECURITY-TOKEN", o.ChannelInboundTok, spec.SourceChannelInbound, ""},
 	} {
 		tp := &tap{srv: s, route: t.route, source: t.source, reply: t.reply, tokenHeader: t.header, token: t.token}
 		if t.target != "" {
@@ -83,11 +94,22 @@ func New(deps Deps) (*Server, error) {
 		s.taps = append(s.taps, tp)
 	}
 	s.handler = s.routes()
+	if deps.SeparateAdmin {
+		r := chi.NewRouter()
+		r.Use(middleware.Recoverer)
+		s.adminRoutes(r)
+		s.admin = r
+	}
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: the taps and health, and the
+// operator's routes unless SeparateAdmin.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// AdminHandler serves /metrics, /admin/* and /debugger when SeparateAdmin
+// is set; otherwise it is nil, as ServeHTTP serves them.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 func newUUID() string {
 	id, err := uuid.NewV7()

@@ -71,7 +71,12 @@ func (t *tap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	st.started = time.Now()
-	t.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	// The transport bounds only the wait for the answer's headers; this
+	// bounds the body too, so an upstream that sends headers and then
+	// stalls cannot hold the exchange (and the reply's reader) for ever.
+	ctx, cancel := context.WithTimeout(r.Context(), s.Options.UpstreamTimeout)
+	defer cancel()
+	t.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 	s.Metrics.Request(t.route, st.status)
 }
 

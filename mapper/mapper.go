@@ -39,7 +39,8 @@ func (m *Mapper) Options() Options { return m.c.Options }
 // An Observation already applied to st yields nothing and st unchanged,
 // which makes redelivery and replay harmless. With set.RecordLiveChatEvents
 // off, Map yields nothing and st unchanged, so the Observation can be
-// mapped again later. An Observation that can never yield anything (not
+// mapped again later. An exchange the upstream refused with 401 or 403
+// yields nothing either: it was not the contact's. An Observation that can never yield anything (not
 // JSON, no conversation, an unknown source) returns an error wrapping
 // ErrUnmappable; retrying it cannot help. Messages of one call may share
 // their read-only maps (context.traits): copy before changing one.
@@ -55,6 +56,8 @@ func (m *Mapper) apply(obs *spec.Observation, st State, set spec.Settings) (out 
 	case obs == nil:
 		return nil, st, false, unmappable("no observation")
 	case !set.RecordLiveChatEvents:
+		return nil, st, false, nil
+	case refusedUpstream(obs.Status):
 		return nil, st, false, nil
 	case obs.Kind == spec.KindUndecodable:
 		return nil, st, false, unmappable("payload is not JSON")

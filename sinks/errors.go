@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chattap/chattap/spec"
@@ -48,9 +49,16 @@ func Retryable(err error, after time.Duration) error {
 	return &RetryableError{Err: err, RetryAfter: after}
 }
 
-// PermanentError is a failure that retrying cannot fix: a 400 or other
-// 4xx, an oversize or invalid message. The Runner dead-letters the event.
-type PermanentError struct{ Err error }
+// PermanentError is a failure that retrying cannot fix: a 400 or another
+// 4xx that is not a misconfiguration, an oversize or invalid message. The
+// Runner dead-letters the event.
+type PermanentError struct {
+	Err error
+	// PerEvent says the refusal may be about one event of a batch rather
+	// than the whole request (400, 413, 422): the batch is split to find
+	// it. Any other permanent refusal applies to every event it carried.
+	PerEvent bool
+}
 
 func (e *PermanentError) Error() string { return e.Err.Error() }
 
@@ -68,6 +76,31 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p)
+}
+
+// MisconfiguredError is a destination refusing chattap itself, not an
+// event: 401, 403 or 404 say the write key, token or URL is wrong, and
+// every event would fail alike until the operator fixes it. It is not
+// the events' fault, so the Runner never dead-letters for it (however
+// many deliveries it took): it retries with the longest backoff, logs it
+// at error level and reports it through Runner.Health.
+type MisconfiguredError struct{ Err error }
+
+func (e *MisconfiguredError) Error() string { return e.Err.Error() }
+
+func (e *MisconfiguredError) Unwrap() error { return e.Err }
+
+// IsMisconfigured reports whether err wraps a *MisconfiguredError.
+func IsMisconfigured(err error) bool {
+	var m *MisconfiguredError
+	return errors.As(err, &m)
+}
+
+// splitsBatch reports whether a refused batch should be split to find the
+// events that caused err.
+func splitsBatch(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p) && p.PerEvent
 }
 
 // RetryAfterOf is the delay a failure asked for, zero if none.
@@ -94,17 +127,34 @@ func (e *StatusError) Error() string {
 }
 
 // ClassifyStatus is the one table from HTTP status to outcome that every
-// HTTP sink uses: 2xx is nil; 408, 429 and 5xx are retryable, honouring
-// the Retry-After header; anything else (400, other 4xx, an unfollowed
-// 3xx) is permanent.
+// HTTP sink uses, and so the one place that decides retrying, splitting
+// and dead-lettering:
+//
+//	2xx            nil: delivered
+//	408, 429, 5xx  retryable, honouring Retry-After
+//	401, 403, 404  misconfigured: the key or URL is wrong; retried with the
+//	               longest backoff, never dead-lettered, reported by Health
+//	400, 413, 422  permanent, per event: the batch is split to find the
+//	               events refused, and those are dead-lettered
+//	anything else  permanent for the whole request (405, 410, an
+//	               unfollowed 3xx, …): dead-lettered without splitting
 func ClassifyStatus(code int, h http.Header, body string) error {
+	se := &StatusError{Code: code, Body: body}
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return Retryable(se, ParseRetryAfter(h.Get("Retry-After"), time.Now()))
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return &MisconfiguredError{Err: se}
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return &PermanentError{Err: se, PerEvent: true}
+	}
 	switch {
 	case code >= 200 && code < 300:
 		return nil
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
-		return Retryable(&StatusError{Code: code, Body: body}, ParseRetryAfter(h.Get("Retry-After"), time.Now()))
+	case code >= 500:
+		return Retryable(se, ParseRetryAfter(h.Get("Retry-After"), time.Now()))
 	default:
-		return Permanent(&StatusError{Code: code, Body: body})
+		return Permanent(se)
 	}
 }
 
@@ -124,7 +174,8 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // failureClass names a failure for metrics and logs with few values:
-// "http_503", "network", "invalid", "too_big", "closed", "other".
+// "http_503", "network", "write", "timeout", "invalid", "too_big",
+// "closed", "other".
 func failureClass(err error) string {
 	var se *StatusError
 	switch {
@@ -138,11 +189,22 @@ func failureClass(err error) string {
 		return "invalid"
 	case errors.Is(err, errNetwork):
 		return "network"
+	case errors.Is(err, errWrite):
+		return "write"
+	case errors.Is(err, errNoOutcome):
+		return "timeout"
 	}
 	return "other"
 }
 
-var errNetwork = errors.New("network")
+var (
+	errNetwork = errors.New("network")
+	// errWrite is a failed write of the file sink (a full disk, a closed
+	// pipe): retryable, and counted apart.
+	errWrite = errors.New("write")
+	// errNoOutcome is a delivery whose sink never called back in time.
+	errNoOutcome = errors.New("no outcome from the sink")
+)
 
 // networkError marks a failed request as retryable, without the request's
 // URL: a webhook URL may hold a token, and errors end up in logs and the
@@ -153,4 +215,45 @@ func networkError(err error) error {
 		err = fmt.Errorf("%s request: %w", ue.Op, ue.Err)
 	}
 	return Retryable(fmt.Errorf("%w: %w", errNetwork, err), 0)
+}
+
+// redactSecrets replaces every secret found in s, the start of a
+// destination's answer that goes into logs and dead letters: a destination
+// that echoes what it was sent ("invalid key …") must not put a credential
+// there. Secrets shorter than 4 bytes are left alone; replacing them would
+// mangle ordinary words and they protect nothing.
+func redactSecrets(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "(redacted)")
+		}
+	}
+	return s
+}
+
+// credentialsOf lists what in a sink's URL and headers may be secret: the
+// URL's password and query values, each header value and its last word
+// ("Bearer <token>", "Basic <base64>").
+func credentialsOf(rawURL string, h http.Header) []string {
+	var out []string
+	if u, err := url.Parse(rawURL); err == nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		}
+		if u.User != nil {
+			out = append(out, u.User.Username())
+		}
+		for _, vs := range u.Query() {
+			out = append(out, vs...)
+		}
+	}
+	for _, vs := range h {
+		for _, v := range vs {
+			out = append(out, v)
+			if f := strings.Fields(v); len(f) > 1 {
+				out = append(out, f[len(f)-1])
+			}
+		}
+	}
+	return out
 }

@@ -13,7 +13,7 @@ import (
 
 // FileOptions configure the file sink: one Segment message per line.
 type FileOptions struct {
-	Path  string `env:"CHATTAP_FILE_SINK_PATH" envDefault:"-" help:"JSON lines of every event, appended; - is standard output; empty turns the sink off"`
+	Path  string `env:"CHATTAP_FILE_SINK_PATH" envDefault:"-" help:"JSON lines of every event, appended; - is standard output; empty turns the sink off; when not set at all, it is - only while no other sink is on"`
 	Fsync bool   `env:"CHATTAP_FILE_SINK_FSYNC" envDefault:"false" help:"fsync the file after each batch before acking it"`
 }
 
@@ -91,7 +91,7 @@ func (s *File) write(items []item) {
 	if err != nil {
 		// A full disk or a closed pipe may recover; a retry writes the
 		// lines again, which readers tolerate as duplicates by messageId.
-		err = Retryable(fmt.Errorf("file sink: write: %w", err), 0)
+		err = Retryable(fmt.Errorf("file sink: %w: %w", errWrite, err), 0)
 	}
 	for _, it := range items {
 		it.done(err)

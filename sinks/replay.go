@@ -122,8 +122,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, sink Sink, r Range, o R
 			case err == nil:
 				res.Delivered++
 			case IsPermanent(err):
-				id := fmt.Sprintf("%s:%d:replay:%d", sink.Name(), d.Sequence, time.Now().UnixNano())
-				if perr := publishDLQ(ctx, js, sink.Name(), d, d.Raw, err, id); perr != nil {
+				if perr := publishDLQ(ctx, js, sink.Name(), d, d.Raw, err, dlqMsgID(sink.Name(), d.Sequence)); perr != nil {
 					return perr
 				}
 				res.DeadLettered++
@@ -149,8 +148,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, sink Sink, r Range, o R
 			if d.Raw == nil {
 				d.Raw = msg.Data()
 			}
-			id := fmt.Sprintf("%s:%d:replay:%d", sink.Name(), d.Sequence, time.Now().UnixNano())
-			if perr := publishDLQ(ctx, js, sink.Name(), d, d.Raw, err, id); perr != nil {
+			if perr := publishDLQ(ctx, js, sink.Name(), d, d.Raw, err, dlqMsgID(sink.Name(), d.Sequence)); perr != nil {
 				return false, perr
 			}
 			res.DeadLettered++

@@ -145,6 +145,11 @@ func (r *Runner) ackWait(s Sink) time.Duration {
 	return 30 * time.Second
 }
 
+// watchdog is how long a delivery may wait for its sink's outcome before
+// the worker settles it as a retryable timeout: nine tenths of the ack
+// wait, so that the NAK reaches JetStream before it would redeliver.
+func (r *Runner) watchdog(s Sink) time.Duration { return r.ackWait(s) * 9 / 10 }
+
 // consumerConfig uses only fields nats-server 2.9 knows.
 func (r *Runner) consumerConfig(ctx context.Context, s Sink) (jetstream.ConsumerConfig, error) {
 	cfg := jetstream.ConsumerConfig{

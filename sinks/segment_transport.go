@@ -89,5 +89,9 @@ func (t *segmentTransport) post(req *http.Request, b []byte) error {
 	defer res.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	return ClassifyStatus(res.StatusCode, res.Header, strings.TrimSpace(string(snippet)))
+	text := strings.TrimSpace(string(snippet))
+	if key, _, ok := r.BasicAuth(); ok {
+		text = redactSecrets(text, []string{key})
+	}
+	return ClassifyStatus(res.StatusCode, res.Header, text)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -26,10 +27,17 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 			w.log.Debug("ack failed; the event will be delivered again", "id", d.ID(), "err", aerr)
 		}
 		w.r.m.Delivered(w.name)
+		w.accepted()
 	case errors.Is(err, ErrClosed):
 		// Not the event's fault: hand it back for another replica or the
 		// next start, at once.
 		_ = msg.Nak()
+	case IsMisconfigured(err):
+		// Not the event's fault either, and every other event fails
+		// alike: wait long, never dead-letter, and say so loudly.
+		w.misconfigured(err)
+		w.r.m.Retried(w.name, failureClass(err))
+		_ = msg.NakWithDelay(backoff(w.r.o, math.MaxInt32, RetryAfterOf(err)))
 	case IsPermanent(err):
 		w.deadLetter(msg, d, err)
 	case d.Attempt >= w.r.o.MaxDeliveries:
@@ -52,7 +60,10 @@ func (w *worker) deadLetter(msg jetstream.Msg, d Delivery, reason error) {
 	if data == nil {
 		data = msg.Data()
 	}
-	id := fmt.Sprintf("%s:%d:%d", w.name, d.Sequence, d.Attempt)
+	// The id is the event's own on this sink, not the attempt's: a
+	// dead-lettering retried after its publish timed out (but was
+	// stored) is stored once.
+	id := dlqMsgID(w.name, d.Sequence)
 	if err := publishDLQ(ctx, w.r.js, w.name, d, data, reason, id); err != nil {
 		w.r.m.DLQPublishFailed(w.name)
 		w.log.Error("dead-letter failed; retrying", "id", d.ID(), "seq", d.Sequence, "err", err)
@@ -86,6 +97,10 @@ func publishDLQ(ctx context.Context, js jetstream.JetStream, sink string, d Deli
 	}
 	return nil
 }
+
+// dlqMsgID is the Nats-Msg-Id of the dead letter of the event at seq on
+// CHATTAP_EVENTS for sink.
+func dlqMsgID(sink string, seq uint64) string { return fmt.Sprintf("dlq:%s:%d", sink, seq) }
 
 // HeaderDLQMessageID carries the dead event's messageId, so that it can
 // be found without decoding the body.

@@ -98,9 +98,10 @@ func validHeaderName(s string) bool {
 }
 
 // Webhook is the webhook sink. It batches events, POSTs each batch and
-// settles its events by the answer: 2xx delivered; 5xx, 408, 429 and
-// network errors retryable; other codes permanent, after splitting the
-// batch to find the events the destination refuses.
+// settles its events by the answer, as ClassifyStatus says: 2xx delivered;
+// 5xx, 408, 429 and network errors retryable; 401, 403, 404 a
+// misconfigured destination; 400, 413, 422 permanent after splitting the
+// batch to find the events refused; other codes permanent for the batch.
 type Webhook struct {
 	url     string
 	headers http.Header
@@ -224,7 +225,11 @@ func (w *Webhook) post(msgs []json.RawMessage) error {
 	defer res.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // keep the connection reusable
-	err = ClassifyStatus(res.StatusCode, res.Header, strings.TrimSpace(string(snippet)))
+	text := strings.TrimSpace(string(snippet))
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		text = redactSecrets(text, append(credentialsOf(w.url, w.headers), string(w.secret)))
+	}
+	err = ClassifyStatus(res.StatusCode, res.Header, text)
 	if err != nil {
 		w.log.Debug("webhook refused a batch", "events", len(msgs), "status", res.StatusCode)
 	}

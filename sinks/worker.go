@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chattap/chattap/spec"
@@ -25,6 +26,9 @@ type worker struct {
 	outstanding sync.WaitGroup
 	ctx         context.Context // handed to Deliver; ends when the worker is gone
 	cancel      context.CancelFunc
+
+	// misconf is set while the destination refuses chattap itself.
+	misconf atomic.Pointer[misconfiguration]
 
 	mu       sync.Mutex
 	stopping bool
@@ -164,13 +168,26 @@ func (w *worker) handle(msg jetstream.Msg) {
 	w.r.m.InFlight(w.name, 1)
 	start := time.Now()
 	var once sync.Once
-	w.sink.Deliver(w.ctx, d, func(err error) {
+	var watchdog atomic.Pointer[time.Timer]
+	done := func(err error) {
 		once.Do(func() {
+			if t := watchdog.Load(); t != nil {
+				t.Stop()
+			}
 			w.settle(msg, d, err)
 			w.r.m.InFlight(w.name, -1)
 			w.r.m.Observe(w.name, time.Since(start))
 			<-w.sem
 			w.outstanding.Done()
 		})
-	})
+	}
+	// A sink that never calls back must not hold its slot until JetStream
+	// redelivers behind its back: the watchdog settles the delivery as a
+	// retryable timeout before the ack wait ends, and the sink's late
+	// answer, if it ever comes, is ignored.
+	limit := w.r.watchdog(w.sink)
+	watchdog.Store(time.AfterFunc(limit, func() {
+		done(Retryable(fmt.Errorf("%w within %v", errNoOutcome, limit), 0))
+	}))
+	w.sink.Deliver(w.ctx, d, done)
 }

@@ -29,13 +29,13 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*
 	b := &brokerConn{}
 	var err error
 	if c.NatsURL != "" {
-		b.nc, err = broker.Connect(c.NatsURL, "chattap")
+		b.nc, err = broker.Connect(c.NatsURL, "chattap", c.NatsAuth)
 		if err != nil {
 			return nil, err
 		}
 		log.Info("connected to NATS", "server", b.nc.ConnectedUrlRedacted(), "version", b.nc.ConnectedServerVersion())
 	} else {
-		o := broker.EmbeddedOptions{StoreDir: c.DataDir}
+		o := broker.EmbeddedOptions{StoreDir: c.DataDir, Auth: c.NatsAuth}
 		if serve {
 			o.Listen = c.NatsListen
 		}
@@ -46,7 +46,7 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*
 			b.emb.Shutdown()
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
-		log.Info("embedded NATS started", "store", c.DataDir, "listen", b.emb.ClientURL())
+		log.Info("embedded NATS started", "store", c.DataDir, "listen", b.emb.ClientURL(), "auth", c.NatsAuth.Authenticates(), "tls", c.NatsAuth.TLSCert != "")
 	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		b.close(ctx)

@@ -23,10 +23,13 @@ import (
 // variable, envDefault its default and help its meaning; `chattap config`
 // prints them from these tags, so this struct is the one place they live.
 type config struct {
-	ListenAddr      string        `env:"CHATTAP_LISTEN_ADDR" envDefault:":8080" help:"HTTP address of the taps, /healthz, /readyz, /metrics"`
-	DataDir         string        `env:"CHATTAP_DATA_DIR" envDefault:"./data" help:"JetStream store of the embedded server"`
-	NatsURL         string        `env:"CHATTAP_NATS_URL" secret:"url" help:"empty: embedded server; else the URL(s) of an existing NATS cluster, comma-separated"`
-	NatsListen      string        `env:"CHATTAP_NATS_LISTEN" help:"also expose the embedded server on this address for other processes"`
+	ListenAddr      string `env:"CHATTAP_LISTEN_ADDR" envDefault:"127.0.0.1:8080" help:"HTTP address of the taps, /healthz and /readyz (and /metrics, /admin/*, /debugger unless CHATTAP_ADMIN_ADDR); on a non-loopback address every route that records needs its token"`
+	AdminAddr       string `env:"CHATTAP_ADMIN_ADDR" help:"a listener of its own for /metrics, /admin/* and /debugger (and pprof when CHATTAP_PPROF_ADDR is the same address); empty: they are on CHATTAP_LISTEN_ADDR"`
+	AllowOpen       bool   `env:"CHATTAP_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"start even though a route that records has no token on a non-loopback CHATTAP_LISTEN_ADDR, or the embedded NATS listens on a non-loopback CHATTAP_NATS_LISTEN without credentials"`
+	DataDir         string `env:"CHATTAP_DATA_DIR" envDefault:"./data" help:"JetStream store of the embedded server"`
+	NatsURL         string `env:"CHATTAP_NATS_URL" secret:"url" help:"empty: embedded server; else the URL(s) of an existing NATS cluster, comma-separated"`
+	NatsListen      string `env:"CHATTAP_NATS_LISTEN" help:"also expose the embedded server on this address for other processes; a non-loopback address needs CHATTAP_NATS_USER and CHATTAP_NATS_PASSWORD or CHATTAP_NATS_NKEY_SEED_FILE"`
+	NatsAuth        broker.Credentials
 	StreamReplicas  int           `env:"CHATTAP_STREAM_REPLICAS" envDefault:"1" help:"replicas of the streams and KV buckets when on a cluster"`
 	Roles           []string      `env:"CHATTAP_ROLES" envDefault:"ingest,mapper,sinks" help:"which stages this process runs (scale out by splitting them)"`
 	Record          bool          `env:"CHATTAP_RECORD_LIVE_CHAT_EVENTS" envDefault:"true" help:"the Record Live Chat Events toggle; when set, it is stored for every process at start; also switchable at run time with PUT /admin/settings"`
@@ -67,6 +70,13 @@ func loadConfig(environ []string) (*config, error) {
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
 		errs = append(errs, namedParseErrors(err, vars)...)
 	}
+	// The file sink is the default destination only while there is no
+	// other: with Segment or a webhook on, every event (message bodies,
+	// emails) would otherwise also be printed to standard output, which in
+	// a container ends in the log system.
+	if _, chosen := vars["CHATTAP_FILE_SINK_PATH"]; !chosen && (c.Sinks.Segment.Enabled() || c.Sinks.Webhook.Enabled()) {
+		c.Sinks.File.Path = ""
+	}
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
@@ -104,7 +114,10 @@ func (c *config) validate() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("CHATTAP_LOG_FORMAT: must be text or json, is %q", c.LogFormat))
 	}
-	for _, v := range []interface{ Validate() error }{&c.Ingest, c.Mapper, c.MapperRunner, c.Sinks} {
+	if c.NatsURL == "" && c.NatsAuth.CredsFile != "" {
+		errs = append(errs, errors.New("CHATTAP_NATS_CREDS_FILE: only for CHATTAP_NATS_URL; the embedded server takes CHATTAP_NATS_USER and CHATTAP_NATS_PASSWORD or CHATTAP_NATS_NKEY_SEED_FILE"))
+	}
+	for _, v := range []interface{ Validate() error }{&c.Ingest, c.Mapper, c.MapperRunner, c.Sinks, c.NatsAuth} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, unjoin(err)...)
 		}

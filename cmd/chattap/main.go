@@ -13,6 +13,10 @@ import (
 )
 
 func main() {
+	// A reader of standard output that goes away (`chattap serve | head`,
+	// a log shipper restarting) must not kill the chat with SIGPIPE: the
+	// write fails instead, and the file sink retries it as any other.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {

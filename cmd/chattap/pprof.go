@@ -13,11 +13,7 @@ import (
 // address, so they are reachable only where the operator chose.
 func startPprof(addr string, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mountPprof(mux)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -30,4 +26,13 @@ func startPprof(addr string, log *slog.Logger) (*http.Server, error) {
 	}()
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	return srv, nil
+}
+
+// mountPprof adds Go's profiles under /debug/pprof/ to mux.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

@@ -357,7 +357,7 @@ func TestWebhookReachesSegmentAndTheFile(t *testing.T) {
 	}))
 	defer bot.Close()
 	in := start(t, "CHATTAP_SEGMENT_WRITE_KEY=wk", "CHATTAP_SEGMENT_ENDPOINT="+seg.URL, "CHATTAP_BOT_WEBHOOK_URL="+bot.URL,
-		"CHATTAP_SINK_FLUSH_INTERVAL=20ms")
+		"CHATTAP_SINK_FLUSH_INTERVAL=20ms", "CHATTAP_FILE_SINK_PATH=-")
 	if code, _ := in.post(t, "/userlike/webhook", `{"info":{"cid":"c-e2e","contact":{"name":"Ada"}},"packet":{"name":"message","payload":{"body":"What is my balance?"}}}`, nil); code != 200 {
 		t.Fatalf("webhook: %d", code)
 	}
@@ -388,7 +388,8 @@ func TestWebhookReachesSegmentAndTheFile(t *testing.T) {
 			t.Errorf("%s: properties %v, context %+v", m.Event, m.Properties, m.Context)
 		}
 	}
-	// The file sink, on by default, wrote the same events to stdout.
+	// The file sink, chosen explicitly beside Segment, wrote the same
+	// events to stdout.
 	for time.Now().Before(deadline) && strings.Count(in.stdout.String(), "\n") < len(want) {
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/ingest"
 	"github.com/chattap/chattap/metrics"
+	"github.com/chattap/chattap/sinks"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -24,7 +27,14 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
+	unsafe := c.unsafeStart()
+	if len(unsafe) > 0 && !c.AllowOpen {
+		return fmt.Errorf("refusing to start:\n  %w", joinLines(unsafe))
+	}
 	log := c.logger(stderr)
+	for _, err := range unsafe {
+		log.Warn("starting unprotected, as CHATTAP_ALLOW_UNAUTHENTICATED=true allows", "problem", strings.SplitN(err.Error(), ". ", 2)[0])
+	}
 	b, err := openBroker(ctx, c, log, true)
 	if err != nil {
 		return err
@@ -53,7 +63,9 @@ type process struct {
 	log      *slog.Logger
 	broker   *brokerConn
 	http     *http.Server
+	admin    *http.Server
 	pprof    *http.Server
+	sinks    *sinks.Runner
 	serveErr chan error
 	pub      *ingest.Publisher
 	stages   []stage
@@ -66,7 +78,7 @@ type stage interface {
 
 func (p *process) start(ctx context.Context, c *config, environ []string, stdout io.Writer) error {
 	reg := metrics.New()
-	if c.PprofAddr != "" {
+	if c.PprofAddr != "" && c.PprofAddr != c.AdminAddr {
 		var err error
 		if p.pprof, err = startPprof(c.PprofAddr, p.log); err != nil {
 			return fmt.Errorf("CHATTAP_PPROF_ADDR: %w", err)
@@ -101,29 +113,105 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 		Options:        c.Ingest,
 		Publisher:      p.pub,
 		Settings:       settings,
-		Ready:          func(ctx context.Context) error { return broker.Check(ctx, js) },
+		Ready:          p.ready(js, !c.has(roleIngest)),
+		Degraded:       p.degraded(c.has(roleIngest)),
 		Recent:         ingest.RecentEvents(js),
 		Metrics:        im,
 		MetricsHandler: reg.Handler(),
 		ChannelFields:  c.channelFields(),
+		SeparateAdmin:  c.AdminAddr != "",
 		Log:            p.log,
 	})
 	if err != nil {
 		return err
 	}
+	p.serveErr = make(chan error, 2)
+	if c.AdminAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/", srv.AdminHandler())
+		if c.PprofAddr == c.AdminAddr {
+			mountPprof(mux)
+		}
+		ln, err := net.Listen("tcp", c.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("CHATTAP_ADMIN_ADDR: %w", err)
+		}
+		p.admin = p.serve(ln, mux)
+		p.log.Info("admin listening", "addr", ln.Addr().String(), "pprof", c.PprofAddr == c.AdminAddr)
+	}
 	ln, err := net.Listen("tcp", c.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("CHATTAP_LISTEN_ADDR: %w", err)
 	}
-	p.http = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-	p.serveErr = make(chan error, 1)
+	p.http = p.serve(ln, srv)
+	if c.has(roleIngest) {
+		logRoutes(p.log, c)
+	}
+	p.log.Info("chattap listening", "addr", ln.Addr().String(), "roles", c.Roles, "version", versionString())
+	return nil
+}
+
+// serve serves h on ln until stopped; a failure reaches serveErr.
+func (p *process) serve(ln net.Listener, h http.Handler) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	go func() {
-		if err := p.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.serveErr <- err
 		}
 	}()
-	p.log.Info("chattap listening", "addr", ln.Addr().String(), "roles", c.Roles, "version", versionString())
-	return nil
+	return srv
+}
+
+// ready is what /readyz asks: the broker and the streams; in a process
+// without the taps, also whether every sink's destination takes chattap's
+// requests (a 503 there takes no chat down).
+func (p *process) ready(js jetstream.JetStream, sinksToo bool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := broker.Check(ctx, js); err != nil {
+			return err
+		}
+		if sinksToo && p.sinks != nil {
+			return p.sinks.Health()
+		}
+		return nil
+	}
+}
+
+// degraded is, in a process with the taps, a sink whose destination
+// refuses chattap: /readyz says so with a 200, because a load balancer
+// that took the taps away for it would break the chat, which still works
+// and is still recorded.
+func (p *process) degraded(taps bool) func() error {
+	if !taps {
+		return nil
+	}
+	return func() error {
+		if p.sinks != nil {
+			return p.sinks.Health()
+		}
+		return nil
+	}
+}
+
+// logRoutes says, at start, which routes that record are protected by a
+// token and which are open to anyone who reaches the listener.
+func logRoutes(log *slog.Logger, c *config) {
+	var protected, open []string
+	for _, r := range c.Ingest.RecordingRoutes() {
+		if r.Protected {
+			protected = append(protected, r.Route)
+		} else {
+			open = append(open, r.Route+" ("+r.TokenEnv+")")
+		}
+	}
+	if len(open) > 0 {
+		level := slog.LevelInfo
+		if !isLoopback(c.ListenAddr) {
+			level = slog.LevelWarn // only with CHATTAP_ALLOW_UNAUTHENTICATED=true
+		}
+		log.Log(context.Background(), level, "routes open to anyone who reaches the listener: set their tokens to protect them", "open", open, "listen", c.ListenAddr)
+	}
+	log.Info("routes", "protected", protected, "open", len(open))
 }
 
 // stop shuts down in the order that loses nothing: HTTP intake first, then
@@ -131,6 +219,9 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 // What does not finish within ctx stays unacknowledged in JetStream and is
 // delivered again after the next start.
 func (p *process) stop(ctx context.Context) {
+	if p.admin != nil {
+		_ = p.admin.Close()
+	}
 	if p.http != nil {
 		// Exchanges still waiting on a slow upstream get half the budget;
 		// then their connections are closed, which cancels them (and

@@ -35,6 +35,10 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 			p.log.Warn("no sink is configured: events stay on CHATTAP_EVENTS (set CHATTAP_SEGMENT_WRITE_KEY, CHATTAP_WEBHOOK_SINK_URL or CHATTAP_FILE_SINK_PATH)")
 			return nil
 		}
+		names := make([]string, len(list))
+		for i, s := range list {
+			names[i] = s.Name()
+		}
 		r, err := sinks.NewRunner(p.broker.js, c.Sinks.Delivery, deps, list...)
 		if err != nil {
 			closeSinks(list)
@@ -44,6 +48,19 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 			return err
 		}
 		p.stages = append(p.stages, r)
+		p.sinks = r
+		p.log.Info("sinks on", "sinks", names, "file", fileSinkTarget(c))
 	}
 	return nil
+}
+
+// fileSinkTarget says where the file sink writes, for the startup log.
+func fileSinkTarget(c *config) string {
+	switch c.Sinks.File.Path {
+	case "":
+		return "off"
+	case "-":
+		return "standard output"
+	}
+	return c.Sinks.File.Path
 }
