@@ -21,5 +21,10 @@ ENV CHATTAP_DATA_DIR=/data CHATTAP_LISTEN_ADDR=:8080
 USER 65532:65532
 EXPOSE 8080
 VOLUME ["/data"]
+# The binary is its own probe (scratch has no shell or curl): GET /healthz
+# on CHATTAP_LISTEN_ADDR, asked on loopback; exit 0 on 200, 1 otherwise.
+# /healthz, not /readyz: a broker outage does not stop the taps proxying,
+# and restarting chattap would not bring the broker back.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["/chattap", "health", "-timeout", "4s"]
 ENTRYPOINT ["/chattap"]
 CMD ["serve"]

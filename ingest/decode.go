@@ -46,30 +46,30 @@ func (ex *exchange) undecodable(src spec.Source, index int, body []byte, err err
 // own (a reply inherits the webhook's). A webhook is one event; the other
 // two may hold none, one or a list.
 func (ex *exchange) decodeChatbot(src spec.Source, body []byte, first int, cid string) []*spec.Observation {
-	var events []json.RawMessage
-	valid := false
+	var events []spec.HeadedEvent
 	if src == spec.SourceChatbotWebhook {
-		events = []json.RawMessage{bytes.TrimSpace(body)}
+		raw := bytes.TrimSpace(body)
+		h, err := spec.DecodeChatbotHead(raw)
+		events = []spec.HeadedEvent{{Raw: raw, Head: h, Err: err}}
 	} else {
 		var err error
-		if events, valid, err = splitEvents(body); err != nil {
+		if events, err = spec.SplitChatbotEvents(body); err != nil {
 			return []*spec.Observation{ex.undecodable(src, first, body, err)}
 		}
 	}
 	out := make([]*spec.Observation, 0, len(events))
-	for i, raw := range events {
-		ev, err := decodeChatbotHead(raw, valid)
-		if err != nil {
-			out = append(out, ex.undecodable(src, first+i, raw, err))
+	for i, ev := range events {
+		if ev.Err != nil {
+			out = append(out, ex.undecodable(src, first+i, ev.Raw, ev.Err))
 			continue
 		}
 		o := ex.observation(src, first+i)
-		o.Kind = spec.SubjectToken(ev.Name())
-		o.ConversationID = string(ev.cid)
+		o.Kind = spec.SubjectToken(string(ev.Head.Name))
+		o.ConversationID = string(ev.Head.Cid)
 		if o.ConversationID == "" {
 			o.ConversationID = cid
 		}
-		o.Payload = raw
+		o.Payload = ev.Raw
 		out = append(out, o)
 	}
 	return out

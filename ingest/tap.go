@@ -47,6 +47,10 @@ type exchangeState struct {
 	cid     string
 	started time.Time
 	status  int
+	// began is when the handler took the request and upstream how long
+	// the upstream took to answer: the difference is the tap's overhead.
+	began    time.Time
+	upstream time.Duration
 }
 
 type stateKey struct{}
@@ -54,12 +58,13 @@ type stateKey struct{}
 func (t *tap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := t.srv
 	limit := s.Options.MaxBodyBytes
+	began := time.Now()
 	body, err := readBody(w, r, limit)
 	if err != nil {
 		s.Metrics.Request(t.route, answerBodyError(w, err, limit))
 		return
 	}
-	st := &exchangeState{ex: exchange{id: s.NewID(), received: s.Now().UTC(), fields: s.ChannelFields}}
+	st := &exchangeState{ex: exchange{id: s.NewID(), received: s.Now().UTC(), fields: s.ChannelFields}, began: began}
 	st.request = t.decodeRequest(&st.ex, body)
 	if len(st.request) > 0 {
 		st.cid = st.request[0].ConversationID
@@ -78,6 +83,9 @@ func (t *tap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	t.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 	s.Metrics.Request(t.route, st.status)
+	if st.upstream > 0 {
+		s.Metrics.Overhead(t.route, (time.Since(st.began) - st.upstream).Seconds())
+	}
 }
 
 func (t *tap) decodeRequest(ex *exchange, body []byte) []*spec.Observation {
@@ -104,6 +112,7 @@ func (t *tap) answerItself(w http.ResponseWriter, st *exchangeState) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte("{}"))
 	t.srv.Metrics.Request(t.route, http.StatusOK)
+	t.srv.Metrics.Overhead(t.route, time.Since(st.began).Seconds())
 }
 
 // record hands the exchange's record (obs, with the status the caller
@@ -176,7 +185,8 @@ func (t *tap) rewrite(pr *httputil.ProxyRequest) {
 func (t *tap) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(stateKey{}).(*exchangeState)
 	st.status = resp.StatusCode
-	t.srv.Metrics.Upstream(t.route, time.Since(st.started).Seconds())
+	st.upstream = time.Since(st.started)
+	t.srv.Metrics.Upstream(t.route, st.upstream.Seconds())
 	obs := st.request
 	if t.reply != "" {
 		replies, err := t.readReply(resp, st)

@@ -31,11 +31,12 @@ func (c *conv) channel() error {
 		w.traits[traitEmail] = msg.Contact
 	}
 	if f := c.userIDField(); f != "" {
-		w.userID = lookup(c.obs.Payload, f, "contact."+f)
+		w.userID = spec.FindScalar(c.obs.Payload, f, "contact."+f)
 	}
 	c.identify(&w)
 	ts := c.obs.ReceivedAt
-	body := first(spec.Str(msg.Body), spec.Str(msg.URL))
+	c.when = ts
+	body := spec.FirstOf(spec.Str(msg.Body), spec.Str(msg.URL))
 	ends := !inbound && endsConversation(msg.Event)
 	if (!inbound && msg.Deleted) || (body == "" && !ends) {
 		return nil
@@ -51,9 +52,9 @@ func (c *conv) channel() error {
 		c.message(slotEvent, true, body, "", ts)
 		return nil
 	}
-	c.setAgent(Agent{ID: msg.OperatorID, Name: msg.OperatorName}, true)
+	c.setAgent(Agent{ID: msg.OperatorID, Name: msg.OperatorName, Username: msg.OperatorUsername}, true)
 	if ends {
-		c.end(ts, -1)
+		c.end(ts, -1, nil)
 		return nil
 	}
 	c.message(slotEvent, false, body, "", ts)

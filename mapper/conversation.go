@@ -22,10 +22,22 @@ type conv struct {
 	agent Agent
 	// traits is context.traits, built once per Observation from st.
 	traits map[string]any
+	// ct is the contact's next Contact; ctChanged is set when it differs
+	// from the one the mapping was given.
+	ct        Contact
+	ctChanged bool
+	// startAt is the conversation's own start where the payload names it
+	// (created_at), and startAgent who took the chat: Started carries
+	// them whichever callback names the conversation first.
+	startAt    time.Time
+	startAgent Agent
+	// when is the time of the Observation's event, for an identify that
+	// comes with no track.
+	when time.Time
 }
 
-func (m *Mapper) newConv(obs *spec.Observation, st State) conv {
-	return conv{m: m, obs: obs, st: st}
+func (m *Mapper) newConv(obs *spec.Observation, st State, ct Contact) conv {
+	return conv{m: m, obs: obs, st: st, ct: ct}
 }
 
 // emit appends msg to the output. Most Observations yield one to three
@@ -83,12 +95,20 @@ func shortHash(s string) string {
 // payloadTime reads a payload's time in the configured zone; a missing,
 // unreadable or implausible one is obs.ReceivedAt.
 func (c *conv) payloadTime(s spec.Str) time.Time {
-	if s != "" {
-		if t, err := spec.ParseLocalTime(string(s), c.m.c.loc); err == nil && plausible(t) {
-			return t.UTC()
-		}
+	if t, ok := c.payloadTimeOK(s); ok {
+		return t
 	}
 	return c.obs.ReceivedAt.UTC()
+}
+
+// payloadTimeOK is payloadTime that says whether the payload had one.
+func (c *conv) payloadTimeOK(s spec.Str) (time.Time, bool) {
+	if s != "" {
+		if t, err := spec.ParseLocalTime(string(s), c.m.c.loc); err == nil && plausible(t) {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // plausible rejects times Segment could not take (JSON needs a four-digit
@@ -115,7 +135,7 @@ func (c *conv) setAgent(a Agent, human bool) {
 }
 
 func (c *conv) botAgent() Agent {
-	return Agent{ID: c.m.c.BotAgentID, Name: c.m.c.BotAgentName}
+	return Agent{ID: c.m.c.BotAgentID, Name: c.m.c.BotAgentName, Username: c.m.c.BotAgentUsername}
 }
 
 // setWidget keeps the widget a payload names, for the events that do not.
@@ -178,12 +198,24 @@ func (c *conv) track(event, messageID string, ts time.Time, props map[string]any
 
 // begin makes the conversation started: the first Live Chat event of a
 // conversation is always Conversation Started, whatever its source.
+//
+// It is stamped with the conversation's own start where a payload named
+// one, and never later than ts, the event it comes before; it carries
+// the operator who took the chat where a payload named them.
 func (c *conv) begin(ts time.Time) {
 	if c.st.Started {
 		return
 	}
+	if !c.startAt.IsZero() && c.startAt.Before(ts) {
+		ts = c.startAt
+	}
 	c.st.Started, c.st.StartedAt, c.changed = true, ts.UTC(), true
+	agent := c.agent
+	if !c.startAgent.IsZero() {
+		c.agent = c.startAgent
+	}
 	c.track(spec.EventConversationStarted, c.onceID("started"), ts, nil)
+	c.agent = agent
 }
 
 // restart begins the next conversation with the same contact: a Custom
@@ -229,7 +261,9 @@ func (c *conv) message(slot string, fromContact bool, body, payloadMsgID string,
 
 // end emits Conversation Ended, at most once per conversation. dur is the
 // conversation's length when the payload tells it, else negative.
-func (c *conv) end(ts time.Time, dur time.Duration) {
+// extra are properties beyond the spec's that Ended carries (a rating's
+// late texts), or nil.
+func (c *conv) end(ts time.Time, dur time.Duration, extra map[string]any) {
 	if c.st.Ended {
 		return
 	}
@@ -237,7 +271,10 @@ func (c *conv) end(ts time.Time, dur time.Duration) {
 	if dur < 0 && !c.st.StartedAt.IsZero() {
 		dur = ts.Sub(c.st.StartedAt)
 	}
-	props := make(map[string]any, 7)
+	props := make(map[string]any, 7+len(extra))
+	for k, v := range extra {
+		props[k] = v
+	}
 	if dur >= 0 {
 		props[spec.PropConversationDuration] = int64(dur / time.Second)
 	}

@@ -35,6 +35,7 @@ func FuzzMap(f *testing.F) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, src uint8, kind, conv string, status int, payload, second []byte) {
 		var st mapper.State
+		var ct mapper.Contact
 		for i, p := range [][]byte{payload, second} {
 			obs := &spec.Observation{V: 1, ID: "fuzz-" + string(rune('a'+i)), Source: spec.Sources[int(src)%len(spec.Sources)],
 				Kind: kind, ReceivedAt: at.Add(time.Duration(i) * time.Second), ConversationID: conv, Status: status, Payload: p}
@@ -48,6 +49,30 @@ func FuzzMap(f *testing.F) {
 			b, _ := json.Marshal(again)
 			if !bytes.Equal(a, b) {
 				t.Fatalf("Map is not deterministic:\n%s\n%s", a, b)
+			}
+			// The same with the contact kept apart, as a runner with a
+			// contact store maps: deterministic, and the Contact
+			// round-trips through its encoding.
+			withCt, _, nextCt, ctChanged, errCt := m.MapContact(obs, st, ct, spec.DefaultSettings)
+			againCt, _, _, _, _ := m.MapContact(obs, st, ct, spec.DefaultSettings)
+			a, _ = json.Marshal(withCt)
+			b, _ = json.Marshal(againCt)
+			if !bytes.Equal(a, b) || (err == nil) != (errCt == nil) {
+				t.Fatalf("MapContact is not deterministic, or disagrees with Map on failing:\n%s\n%s", a, b)
+			}
+			for j := range withCt {
+				checkMessage(t, &withCt[j])
+			}
+			if ctChanged {
+				enc, err := nextCt.Encode()
+				if err != nil {
+					t.Fatalf("contact does not encode: %v", err)
+				}
+				back, err := mapper.DecodeContact(enc)
+				if err != nil {
+					t.Fatalf("contact does not decode: %v", err)
+				}
+				ct = back
 			}
 			for j := range out {
 				checkMessage(t, &out[j])

@@ -40,6 +40,9 @@ type result struct {
 type golden struct {
 	Results []result                `json:"results"`
 	States  map[string]mapper.State `json:"states"`
+	// Contacts are the contacts' states, by ContactKey, as a runner with
+	// a contact store keeps them across conversations.
+	Contacts map[string]mapper.Contact `json:"contacts,omitempty"`
 }
 
 func TestGolden(t *testing.T) {
@@ -111,14 +114,26 @@ func runScenario(t *testing.T, sc scenario) golden {
 	if sc.Record != nil {
 		set.RecordLiveChatEvents = *sc.Record
 	}
-	g := golden{States: map[string]mapper.State{}}
+	g := golden{States: map[string]mapper.State{}, Contacts: map[string]mapper.Contact{}}
 	for _, obs := range sc.Observations {
 		fillConversation(obs)
 		st := g.States[obs.ConversationID]
+		key := m.ContactKey(obs, st)
+		ct := g.Contacts[key]
 		before, _ := json.Marshal(st)
-		out, next, err := m.Map(obs, st, set)
+		beforeCt, _ := json.Marshal(ct)
+		out, next, nextCt, ctChanged, err := m.MapContact(obs, st, ct, set)
 		if after, _ := json.Marshal(st); !bytes.Equal(before, after) {
-			t.Errorf("%s: Map changed the State it was given", obs.ID)
+			t.Errorf("%s: MapContact changed the State it was given", obs.ID)
+		}
+		if after, _ := json.Marshal(ct); !bytes.Equal(beforeCt, after) {
+			t.Errorf("%s: MapContact changed the Contact it was given", obs.ID)
+		}
+		if ctChanged && key != "" && err == nil {
+			if nextCt.Key != key {
+				t.Errorf("%s: contact stored under %q says it is %q", obs.ID, key, nextCt.Key)
+			}
+			g.Contacts[key] = nextCt
 		}
 		r := result{Observation: obs.ID, Source: obs.Source, Kind: obs.Kind, Messages: out}
 		if err != nil {

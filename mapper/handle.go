@@ -74,7 +74,13 @@ func (r *Runner) handleBatch(jobs []job, cache *stateCache) {
 	}
 	groups := groupByConversation(tasks)
 	if set := r.settings(); set.RecordLiveChatEvents {
-		r.process(ctx, groups, set, cache)
+		// Contacts hook (contactstore.go): the batch's contacts are read
+		// as its Observations are mapped and written after them.
+		contacts := newContactBatch(ctx, r.store.kv)
+		r.process(ctx, groups, set, cache, contacts)
+		if err := contacts.commit(ctx); err != nil {
+			r.log.Warn("mapper: contact state not written; a later identify may repeat it", "err", err)
+		}
 	} else {
 		for i := range tasks {
 			tasks[i].result = metrics.MapperRecordOff
@@ -113,12 +119,12 @@ func groupByConversation(tasks []task) []*group {
 // messages before the State: a crash between publish and write
 // redelivers the Observations, which map to the same messages with the
 // same messageIds, and JetStream drops them as duplicates.
-func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings, cache *stateCache) {
+func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings, cache *stateCache, contacts *contactBatch) {
 	pending := groups
 	for attempt := 1; len(pending) > 0; attempt++ {
 		r.load(ctx, pending, cache)
 		for _, g := range pending {
-			r.mapGroup(g, set)
+			r.mapGroup(g, set, contacts)
 		}
 		r.publish(ctx, pending)
 		conflicted := r.write(ctx, pending, attempt, cache)
@@ -162,7 +168,7 @@ func (r *Runner) load(ctx context.Context, groups []*group, cache *stateCache) {
 
 // mapGroup maps the group's Observations in order, each on the State the
 // one before it left, and encodes their messages.
-func (r *Runner) mapGroup(g *group, set spec.Settings) {
+func (r *Runner) mapGroup(g *group, set spec.Settings, contacts *contactBatch) {
 	cur := g.st
 	g.changed = false
 	for _, t := range g.tasks {
@@ -174,7 +180,7 @@ func (r *Runner) mapGroup(g *group, set spec.Settings) {
 			t.result = metrics.MapperDuplicate
 			continue
 		}
-		out, next, changed, err := r.m.apply(t.obs, cur, set)
+		out, next, changed, err := contacts.apply(r.m, g, t.obs, cur, set)
 		if err == nil {
 			t.data, err = encodeMessages(out)
 		}

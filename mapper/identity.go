@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/chattap/chattap/spec"
@@ -56,10 +57,12 @@ func namespaced(ns, id string) string {
 	return ns + ":" + id
 }
 
-// identify brings the conversation's identity up to date with w and
-// emits an identify when the contact's userId or traits first appear or
-// change. It runs before any track of the Observation, so that every
-// track carries the identity and traits known so far.
+// identify brings the conversation's identity up to date with w: its
+// anonymousId at the first event, then the userId and traits the payload
+// names. It runs before any track of the Observation, so that every track
+// carries the identity and traits known so far; whether that is news for
+// the contact, and so an identify, announce decides once the tracks are
+// known.
 func (c *conv) identify(w *who) {
 	if c.st.ConversationID == "" {
 		c.st.ConversationID, c.changed = c.obs.ConversationID, true
@@ -67,9 +70,13 @@ func (c *conv) identify(w *who) {
 	if c.st.AnonymousID == "" {
 		c.st.AnonymousID, c.changed = w.anonymousID(c.obs.ConversationID), true
 	}
-	news := false
 	if w.userID != "" && w.userID != c.st.UserID {
-		c.st.UserID, news = w.userID, true
+		c.st.UserID, c.changed = w.userID, true
+	}
+	if c.st.UserID == "" && c.ct.UserID != "" {
+		// A returning contact whose payload does not repeat the userId
+		// keeps the one it announced.
+		c.st.UserID, c.changed = c.ct.UserID, true
 	}
 	var merged map[string]string
 	for i, v := range w.traits {
@@ -87,25 +94,54 @@ func (c *conv) identify(w *who) {
 		merged[traitKeys[i]] = v
 	}
 	if merged != nil {
-		c.st.Traits, news = merged, true
+		c.st.Traits, c.changed = merged, true
 	}
-	if !news {
+}
+
+// announce emits an identify, before the Observation's tracks, when the
+// conversation's userId or traits say something the contact has not
+// announced yet, and only for a contact that has a Live Chat event: this
+// Observation emitted a track, or the conversation did before. Its
+// timestamp is that of the first track it comes with (else the time of
+// the Observation's event), so it is never stamped apart from the event
+// that carried the change. Held back, the news stays in the State and is
+// announced with the next track.
+func (c *conv) announce() {
+	first := -1
+	for i := range c.out {
+		if c.out[i].Type == spec.TypeTrack {
+			first = i
+			break
+		}
+	}
+	if first >= 0 && !c.st.Tracked {
+		c.st.Tracked, c.changed = true, true
+	}
+	if c.st.AnonymousID == "" || !c.st.Tracked || !c.ct.announces(&c.st) {
 		return
 	}
-	c.changed = true
+	next := c.ct.merged(&c.st)
+	c.ct, c.ctChanged, c.changed = next, true, true
+	ts := c.when
+	if first >= 0 {
+		ts = c.out[first].Timestamp
+	}
+	if ts.IsZero() {
+		ts = c.obs.ReceivedAt
+	}
 	var traits map[string]any
-	if len(c.st.Traits) > 0 {
-		traits = make(map[string]any, len(c.st.Traits))
-		for k, v := range c.st.Traits {
+	if len(next.Traits) > 0 {
+		traits = make(map[string]any, len(next.Traits))
+		for k, v := range next.Traits {
 			traits[k] = v
 		}
 	}
-	c.emit(spec.Message{
+	c.out = slices.Insert(c.out, 0, spec.Message{
 		Type:        spec.TypeIdentify,
 		MessageID:   c.messageID(slotIdentify),
 		AnonymousID: c.st.AnonymousID,
-		UserID:      c.st.UserID,
-		Timestamp:   c.obs.ReceivedAt.UTC(),
+		UserID:      next.UserID,
+		Timestamp:   ts.UTC(),
 		Traits:      traits,
 		Context:     &spec.Context{Library: &c.m.c.library},
 	})

@@ -130,7 +130,8 @@ func messagesOnStream(t *testing.T, js jetstream.JetStream) []spec.Message {
 	return out
 }
 
-// expectedByContact maps the scenarios in order with the pure Mapper and
+// expectedByContact maps the scenarios in order with the pure Mapper,
+// keeping contacts across conversations as the runner does, and
 // returns each anonymous user's messages as JSON, in order: the runner
 // keeps one conversation's order but may interleave conversations.
 func expectedByContact(t *testing.T, obs []*spec.Observation) map[string][]string {
@@ -140,13 +141,19 @@ func expectedByContact(t *testing.T, obs []*spec.Observation) map[string][]strin
 		t.Fatal(err)
 	}
 	states := map[string]mapper.State{}
+	contacts := map[string]mapper.Contact{}
 	want := map[string][]string{}
 	for _, o := range obs {
-		out, next, err := m.Map(o, states[o.ConversationID], spec.DefaultSettings)
+		st := states[o.ConversationID]
+		key := m.ContactKey(o, st)
+		out, next, ct, ctChanged, err := m.MapContact(o, st, contacts[key], spec.DefaultSettings)
 		if err != nil {
 			continue
 		}
 		states[o.ConversationID] = next
+		if ctChanged && key != "" {
+			contacts[key] = ct
+		}
 		for i := range out {
 			b, _ := json.Marshal(&out[i])
 			want[out[i].AnonymousID] = append(want[out[i].AnonymousID], string(b))

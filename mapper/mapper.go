@@ -49,35 +49,83 @@ func (m *Mapper) Map(obs *spec.Observation, st State, set spec.Settings) (out []
 	return out, next, err
 }
 
+// MapContact is Map for a mapper that keeps each contact's state across
+// its conversations: ct is the Contact of ContactKey(obs, st) (the zero
+// Contact for one never announced), and nextCt the one to store, which
+// differs from ct only when ctChanged. An identify is emitted when the
+// conversation's userId or traits say something ct has not announced,
+// so a contact's second conversation that tells nothing new yields none.
+// A ct with another Key than the conversation's contact is ignored, as
+// if it were the zero Contact. Like Map, it does no I/O, never changes
+// what it is given, and gives byte-identical messages for the same
+// arguments.
+func (m *Mapper) MapContact(obs *spec.Observation, st State, ct Contact, set spec.Settings) (out []spec.Message, next State, nextCt Contact, ctChanged bool, err error) {
+	out, next, nextCt, _, ctChanged, err = m.applyContact(obs, st, ct, set)
+	return out, next, nextCt, ctChanged, err
+}
+
+// ContactKey is the key of the Contact MapContact needs for obs on st:
+// the conversation's anonymousId, chosen at its first event; "" when obs
+// names no contact it could announce (not mappable, or no conversation).
+// For a conversation's first Observation it maps obs once to find out.
+func (m *Mapper) ContactKey(obs *spec.Observation, st State) string {
+	if st.AnonymousID != "" {
+		return st.AnonymousID
+	}
+	_, next, _, _, _, err := m.applyContact(obs, st, Contact{}, spec.DefaultSettings)
+	if err != nil {
+		return ""
+	}
+	return next.AnonymousID
+}
+
 // apply is Map that also says whether next differs from st, so the
-// runner writes the bucket only when there is something to remember.
+// runner writes the bucket only when there is something to remember. The
+// contact is the one the conversation's State remembers.
 func (m *Mapper) apply(obs *spec.Observation, st State, set spec.Settings) (out []spec.Message, next State, changed bool, err error) {
+	var ct Contact
+	if st.Contact != nil {
+		ct = *st.Contact
+	}
+	out, next, nextCt, changed, ctChanged, err := m.applyContact(obs, st, ct, set)
+	if ctChanged {
+		next.Contact, changed = &nextCt, true
+	}
+	return out, next, changed, err
+}
+
+// applyContact is MapContact that also says whether next differs from st.
+func (m *Mapper) applyContact(obs *spec.Observation, st State, ct Contact, set spec.Settings) (out []spec.Message, next State, nextCt Contact, changed, ctChanged bool, err error) {
 	switch {
 	case obs == nil:
-		return nil, st, false, unmappable("no observation")
+		return nil, st, ct, false, false, unmappable("no observation")
 	case !set.RecordLiveChatEvents:
-		return nil, st, false, nil
+		return nil, st, ct, false, false, nil
 	case refusedUpstream(obs.Status):
-		return nil, st, false, nil
+		return nil, st, ct, false, false, nil
 	case obs.Kind == spec.KindUndecodable:
-		return nil, st, false, unmappable("payload is not JSON")
+		return nil, st, ct, false, false, unmappable("payload is not JSON")
 	case obs.ReceivedAt.IsZero():
-		return nil, st, false, unmappable("observation has no received_at")
+		return nil, st, ct, false, false, unmappable("observation has no received_at")
 	case obs.ID == "":
-		return nil, st, false, unmappable("observation has no id")
+		return nil, st, ct, false, false, unmappable("observation has no id")
 	}
 	if st.HasApplied(obs.ID) {
-		return nil, st, false, nil
+		return nil, st, ct, false, false, nil
 	}
 	defer func() {
 		// A payload no test foresaw must not take the runner down with it;
 		// it is unmappable, and the stack says why.
 		if r := recover(); r != nil {
-			out, next, changed = nil, st, false
+			out, next, nextCt, changed, ctChanged = nil, st, ct, false, false
 			err = unmappable(fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
-	c := m.newConv(obs, st)
+	given := ct
+	if ct.Key != "" && st.AnonymousID != "" && ct.Key != st.AnonymousID {
+		ct = Contact{}
+	}
+	c := m.newConv(obs, st, ct)
 	switch obs.Source {
 	case spec.SourceChatbotWebhook:
 		err = c.chatbotWebhook()
@@ -91,14 +139,18 @@ func (m *Mapper) apply(obs *spec.Observation, st State, set spec.Settings) (out 
 		err = unmappable(fmt.Sprintf("unknown source %q", obs.Source))
 	}
 	if err != nil {
-		return nil, st, false, err
+		return nil, st, given, false, false, err
+	}
+	c.announce()
+	if !c.ctChanged {
+		c.ct = given
 	}
 	if !c.changed {
-		return c.out, st, false, nil
+		return c.out, st, c.ct, false, c.ctChanged, nil
 	}
 	c.st.V = StateVersion
 	c.st.Applied = appendBounded(c.st.Applied, hashString(obs.ID), maxApplied)
-	return c.out, c.st, true, nil
+	return c.out, c.st, c.ct, true, c.ctChanged, nil
 }
 
 // ErrUnmappable is wrapped by every error of an Observation that can

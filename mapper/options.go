@@ -16,13 +16,14 @@ import (
 // Options configure the mapping. The env tags are read by cmd/chattap with
 // caarlos0/env; a zero Options means every default.
 type Options struct {
-	BotAgentID     string `env:"CHATTAP_BOT_AGENT_ID" envDefault:"bot" help:"agent_id of the chatbot on Live Chat events of the Chatbot API flows"`
-	BotAgentName   string `env:"CHATTAP_BOT_AGENT_NAME" envDefault:"Chatbot" help:"agent_name of the chatbot on Live Chat events of the Chatbot API flows"`
-	MessageBody    string `env:"CHATTAP_MESSAGE_BODY" envDefault:"keep" help:"keep: message_body carries the text; drop: message bodies and feedback texts never leave chattap"`
-	Events         string `env:"CHATTAP_EVENTS" envDefault:"started,sent,received,ended" help:"comma list of the Live Chat events to emit: started, sent, received, ended; none emits none of them"`
-	ExtendedEvents string `env:"CHATTAP_EXTENDED_EVENTS" envDefault:"" help:"comma list of opt-in events beyond the spec: forwarded, option_selected, rated"`
-	UserIDField    string `env:"CHATTAP_USER_ID_FIELD" envDefault:"external_customer_id" help:"contact field whose value becomes the Segment userId; - never sets a userId"`
-	Timezone       string `env:"CHATTAP_TIMEZONE" envDefault:"UTC" help:"IANA zone in which zone-less payload times (2014-12-29 11:26:24) are read"`
+	BotAgentID       string `env:"CHATTAP_BOT_AGENT_ID" envDefault:"bot" help:"agent_id of the chatbot on Live Chat events of the Chatbot API flows"`
+	BotAgentName     string `env:"CHATTAP_BOT_AGENT_NAME" envDefault:"Chatbot" help:"agent_name of the chatbot on Live Chat events of the Chatbot API flows"`
+	BotAgentUsername string `env:"CHATTAP_BOT_AGENT_USERNAME" envDefault:"" help:"agent_username of the chatbot on Live Chat events of the Chatbot API flows; empty: none"`
+	MessageBody      string `env:"CHATTAP_MESSAGE_BODY" envDefault:"keep" help:"keep: message_body carries the text; drop: message bodies and feedback texts never leave chattap"`
+	Events           string `env:"CHATTAP_EVENTS" envDefault:"started,sent,received,ended" help:"comma list of the Live Chat events to emit: started, sent, received, ended; none emits none of them"`
+	ExtendedEvents   string `env:"CHATTAP_EXTENDED_EVENTS" envDefault:"" help:"comma list of opt-in events beyond the spec: forwarded, option_selected, rated"`
+	UserIDField      string `env:"CHATTAP_USER_ID_FIELD" envDefault:"external_customer_id" help:"contact field whose value becomes the Segment userId; - never sets a userId"`
+	Timezone         string `env:"CHATTAP_TIMEZONE" envDefault:"UTC" help:"IANA zone in which zone-less payload times (2014-12-29 11:26:24) are read"`
 
 	// Version is chattap's version, written in context.library.version.
 	Version string `env:"-"`

@@ -30,6 +30,45 @@ func TestRunnerPublishesWhatMapMakes(t *testing.T) {
 	}
 }
 
+// TestRunnerKeepsContactsAcrossConversations maps one contact's
+// conversations through the runner: an identify only where a
+// conversation told something new of the contact, none for a second
+// conversation that repeats what is known, and the Contact stored in the
+// conversations bucket. One worker keeps the conversations in stream
+// order, which decides which of them announces the news.
+func TestRunnerKeepsContactsAcrossConversations(t *testing.T) {
+	s := brokertest.Start(t)
+	obs := scenarioObservations(t, "identify_per_contact")
+	startRunner(t, s.JS, nil, mapper.RunnerOptions{Workers: 1})
+	publishRaw(t, s.JS, obs, nil)
+	waitMapped(t, s.JS)
+	compareByContact(t, expectedByContact(t, obs), byContact(t, eventsOnStream(t, s.JS)))
+	identifies := 0
+	for _, m := range messagesOnStream(t, s.JS) {
+		if m.Type == spec.TypeIdentify {
+			identifies++
+		}
+	}
+	if identifies != 3 {
+		t.Errorf("%d identifies, want 3: the first conversation, its contact_update, the new email", identifies)
+	}
+	kv, err := s.JS.KeyValue(t.Context(), spec.BucketConversations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(t.Context(), mapper.ContactStateKey("userlike-contact:48213"))
+	if err != nil {
+		t.Fatalf("contact state: %v", err)
+	}
+	ct, err := mapper.DecodeContact(entry.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct.UserID != "CRM-00042" || ct.Traits[spec.TraitEmail] != "maria.weber@example.org" || ct.Traits[spec.TraitName] != "Maria Schmidt-Weber" {
+		t.Errorf("stored contact %+v", ct)
+	}
+}
+
 // TestRunnerRedeliveryAndReplay maps a conversation, then has every
 // Observation delivered again three ways: redelivered from scratch by a
 // new consumer (state already written), replayed under new Nats-Msg-Ids

@@ -35,7 +35,14 @@ type State struct {
 	Started   bool      `json:"started,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Ended     bool      `json:"ended,omitempty"`
-	Rated     bool      `json:"rated,omitempty"`
+	// Tracked is set once the conversation emitted a Live Chat event: an
+	// identify is only for a contact that has one.
+	Tracked bool `json:"tracked,omitempty"`
+	// Rated is set once Conversation Rated was emitted (or would have
+	// been, had it been enabled); Rating holds what the callbacks told of
+	// the rating so far.
+	Rated  bool   `json:"rated,omitempty"`
+	Rating Rating `json:"rating,omitzero"`
 
 	// AnonymousID is chosen at the conversation's first event and kept, so
 	// every event of a conversation names the same anonymous user.
@@ -48,9 +55,17 @@ type State struct {
 	// Agent is the human operator last named by a payload; the bot's
 	// identity comes from Options instead.
 	Agent Agent `json:"agent,omitzero"`
+	// Operators are the operators the payloads named, newest last, so a
+	// transcript line can be given to the one whose name it carries.
+	Operators []Agent `json:"operators,omitempty"`
 	// Options are the labels of the bot's last bubbles or carousel, so a
 	// click that names only an index can be read as its label.
 	Options []string `json:"options,omitempty"`
+
+	// Contact is the contact as this conversation last announced it in
+	// an identify, for Map, which has no contact store; MapContact keeps
+	// it in the Contact it is given and returns instead.
+	Contact *Contact `json:"contact,omitempty"`
 
 	// Seen holds a hash of every message emitted (its direction and body),
 	// once per occurrence, so a transcript re-emits none of them.
@@ -66,6 +81,24 @@ type Agent struct {
 	Name     string `json:"name,omitempty"`
 	Username string `json:"username,omitempty"`
 }
+
+// Rating is what the add-on's rating, feedback and survey callbacks (and
+// a finished session's rate, feedback_message, post_survey_option) told
+// of one conversation's rating: the latest of each, and what the emitted
+// Conversation Rated carried.
+type Rating struct {
+	Rate     string `json:"rate,omitempty"`
+	Feedback string `json:"feedback,omitempty"`
+	Survey   string `json:"survey,omitempty"`
+	// SentFeedback and SentSurvey are the texts Conversation Rated
+	// carried, so Ended carries only the ones that came later.
+	SentFeedback string `json:"sent_feedback,omitempty"`
+	SentSurvey   string `json:"sent_survey,omitempty"`
+}
+
+// maxOperators bounds State.Operators: a chat forwarded more often than
+// this gives its oldest operators' lines to the current one.
+const maxOperators = 16
 
 // IsZero reports whether a names nobody.
 func (a Agent) IsZero() bool { return a == Agent{} }

@@ -12,6 +12,7 @@ type Ingest struct {
 	forbidden     *prometheus.CounterVec
 	undecodable   *prometheus.CounterVec
 	upstream      *prometheus.HistogramVec
+	overhead      *prometheus.HistogramVec
 	published     *prometheus.CounterVec
 	publishFailed prometheus.Counter
 	dropped       prometheus.Counter
@@ -28,6 +29,7 @@ func NewIngest(r *Registry) *Ingest {
 		forbidden:     r.counterVec("chattap_tap_forbidden_total", "Requests refused for a missing or wrong token, by route.", "route"),
 		undecodable:   r.counterVec("chattap_tap_undecodable_total", "Bodies that were not the JSON their route expects, by route.", "route"),
 		upstream:      r.histogramVec("chattap_tap_upstream_seconds", "Time the upstream took to answer, by route.", []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "route"),
+		overhead:      r.histogramVec("chattap_tap_overhead_seconds", "Time an exchange spent in chattap beyond the upstream's own answer (reading, decoding, recording, relaying), by route; with no upstream, the whole exchange.", []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1}, "route"),
 		published:     r.counterVec("chattap_records_published_total", "Records (one per exchange) JetStream acknowledged, by the source of the caller's event.", "source"),
 		publishFailed: r.counter("chattap_records_publish_failures_total", "Rounds of publishes that failed and were sent again, in order."),
 		dropped:       r.counter("chattap_records_dropped_total", "Records dropped because the publish buffer was full."),
@@ -63,6 +65,13 @@ func (m *Ingest) Undecodable(route string) {
 func (m *Ingest) Upstream(route string, seconds float64) {
 	if m != nil {
 		m.upstream.WithLabelValues(route).Observe(seconds)
+	}
+}
+
+// Overhead records the time, in seconds, chattap added to one exchange.
+func (m *Ingest) Overhead(route string, seconds float64) {
+	if m != nil {
+		m.overhead.WithLabelValues(route).Observe(seconds)
 	}
 }
 

@@ -52,7 +52,7 @@ func TestOnExternalServer(t *testing.T) {
 	var tailed syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go func() { _ = sinks.Tail(ctx, js, &tailed, sinks.TailOptions{}) }()
+	go func() { _, _ = sinks.Tail(ctx, js, &tailed, sinks.TailOptions{Follow: true}) }()
 	time.Sleep(200 * time.Millisecond) // the tail's consumer is in place
 
 	events := sinkstest.Events(name, 5)

@@ -143,7 +143,10 @@ func TestTail(t *testing.T) {
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{All: true}) }()
+	go func() {
+		_, err := sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{All: true, Follow: true})
+		done <- err
+	}()
 	publish(t, srv.JS, events[3:]...)
 	waitUntil(t, 5*time.Second, "5 lines", func() bool { return len(linesByID(out.Bytes())) == 5 })
 	cancel()
@@ -152,5 +155,37 @@ func TestTail(t *testing.T) {
 	}
 	if got := bytes.Count(out.Bytes(), []byte("\n")); got != 5 {
 		t.Errorf("%d lines, want 5", got)
+	}
+}
+
+// TestTailWithoutFollowStopsAtTheEnd reads what is stored and returns, and
+// narrows to one conversation.
+func TestTailWithoutFollowStopsAtTheEnd(t *testing.T) {
+	srv := brokertest.Start(t)
+	events := sinkstest.Events("stored", 4)
+	events[2].Properties[spec.PropConversationID] = "c-other"
+	publish(t, srv.JS, events...)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	n, err := sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{})
+	if err != nil || n != 4 || len(linesByID(out.Bytes())) != 4 {
+		t.Fatalf("Tail: %d, %v\n%s", n, err, out.String())
+	}
+	out.Reset()
+	n, err = sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{Conversation: "c-other"})
+	if err != nil || n != 1 || !strings.Contains(out.String(), events[2].MessageID) {
+		t.Fatalf("Tail -conversation: %d, %v\n%s", n, err, out.String())
+	}
+	out.Reset()
+	if n, err := sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{Raw: true}); err != nil || n != 0 || out.Len() != 0 {
+		t.Errorf("Tail of an empty CHATTAP_RAW: %d, %v, %q", n, err, out.String())
+	}
+	record := `{"v":1,"id":"r1","source":"addon","kind":"operator.online","payload":{"_type":"operator","_event":"online"}}`
+	if _, err := srv.JS.Publish(ctx, "chattap.raw.addon.operator.online", []byte(record)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sinks.Tail(ctx, srv.JS, &out, sinks.TailOptions{Subject: "chattap.raw.>"}); err != nil || n != 1 || out.String() != record+"\n" {
+		t.Errorf("Tail of chattap.raw.> does not read CHATTAP_RAW: %d, %v, %q", n, err, out.String())
 	}
 }

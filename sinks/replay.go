@@ -1,12 +1,9 @@
 package sinks
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -222,66 +219,4 @@ func deliverRound(ctx context.Context, sink Sink, ds []Delivery, todo []int, out
 	}
 	// Every sink settles what it was handed, at the latest on Close.
 	wg.Wait()
-}
-
-// TailOptions say where Tail starts and what it prints.
-type TailOptions struct {
-	// Subject narrows to one subject (chattap.events.identify); empty:
-	// every event.
-	Subject string
-	// Since starts this far back; zero with All unset: only new events.
-	Since time.Duration
-	// All starts from the first event stored.
-	All bool
-}
-
-// Tail writes events from CHATTAP_EVENTS to w, one compact JSON line each,
-// as they are stored, until ctx ends (then it returns nil). It acks
-// nothing and disturbs no sink.
-func Tail(ctx context.Context, js jetstream.JetStream, w io.Writer, o TailOptions) error {
-	subject := o.Subject
-	if subject == "" {
-		subject = spec.SubjectEventsPrefix + ">"
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	switch {
-	case o.All:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	case o.Since > 0:
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, ptr(time.Now().Add(-o.Since))
-	}
-	c, err := js.OrderedConsumer(ctx, spec.StreamEvents, cfg)
-	if err != nil {
-		return fmt.Errorf("tail: %w", err)
-	}
-	it, err := c.Messages()
-	if err != nil {
-		return fmt.Errorf("tail: %w", err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("tail: %w", err)
-		}
-		line := compactLine(msg.Data())
-		if _, err := w.Write(line); err != nil {
-			return fmt.Errorf("tail: %w", err)
-		}
-	}
-}
-
-// compactLine is data as one JSON line; data that is not JSON is written as
-// a JSON string, so every line still parses.
-func compactLine(data []byte) []byte {
-	var buf bytes.Buffer
-	if json.Compact(&buf, data) == nil {
-		buf.WriteByte('\n')
-		return buf.Bytes()
-	}
-	b, _ := json.Marshal(string(data))
-	return append(b, '\n')
 }

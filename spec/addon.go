@@ -44,20 +44,72 @@ type AddonEvent struct {
 	BrowserOS        Str             `json:"browser_os"`
 	WasProactive     Str             `json:"was_proactive"`
 	Custom           json.RawMessage `json:"custom"`
+
+	// Fields of a live message event (message_received, message_sent)
+	// beside message: its own id and time, and the other names its text
+	// may go by (guessed: body, text).
+	MessageID Str `json:"message_id"`
+	SentAt    Str `json:"sent_at"`
+	Body      Str `json:"body"`
+	Text      Str `json:"text"`
+	// Rating and Feedback are the other names a rating or feedback
+	// callback may give rate and feedback_message (guessed).
+	Rating   Str `json:"rating"`
+	Feedback Str `json:"feedback"`
+}
+
+// MessageText is the text of a live message event: message, body or text.
+func (e *AddonEvent) MessageText() string { return FirstOf(e.Message, e.Body, e.Text) }
+
+// LiveMessageID is the id a live message event gives its message:
+// message_id, else id where another field names the session (id then
+// names the message), else "".
+func (e *AddonEvent) LiveMessageID() string {
+	if e.MessageID != "" {
+		return string(e.MessageID)
+	}
+	if e.ID != "" && string(e.ID) != e.SessionKey() {
+		return string(e.ID)
+	}
+	return ""
+}
+
+// RateValue is the rating the callback carries: rate, else rating.
+func (e *AddonEvent) RateValue() string { return FirstOf(e.Rate, e.Rating) }
+
+// FeedbackText is the contact's feedback: feedback_message, else feedback.
+func (e *AddonEvent) FeedbackText() string { return FirstOf(e.FeedbackMessage, e.Feedback) }
+
+// HasRating reports whether the callback carries any of a rating, a
+// feedback text or a survey answer.
+func (e *AddonEvent) HasRating() bool {
+	return e.RateValue() != "" || e.FeedbackText() != "" || e.PostSurveyOption != ""
 }
 
 // Operator is a Userlike operator as an add-on payload names it.
 type Operator struct {
-	ID            Str `json:"id"`
-	Name          Str `json:"name"`
-	FirstName     Str `json:"first_name"`
-	LastName      Str `json:"last_name"`
-	Email         Str `json:"email"`
-	Username      Str `json:"username"`
-	OperatorGroup *struct {
-		ID   Str `json:"id"`
-		Name Str `json:"name"`
-	} `json:"operator_group"`
+	ID        Str `json:"id"`
+	Name      Str `json:"name"`
+	FirstName Str `json:"first_name"`
+	LastName  Str `json:"last_name"`
+	Email     Str `json:"email"`
+	// Username is not in the known payloads, read where one has it.
+	Username      Str            `json:"username"`
+	OperatorGroup *OperatorGroup `json:"operator_group"`
+}
+
+// OperatorGroup is the group an operator belongs to.
+type OperatorGroup struct {
+	ID   Str `json:"id"`
+	Name Str `json:"name"`
+}
+
+// DisplayName is the operator's name, else first and last name joined.
+func (op *Operator) DisplayName() string {
+	if op.Name != "" {
+		return string(op.Name)
+	}
+	return strings.TrimSpace(string(op.FirstName) + " " + string(op.LastName))
 }
 
 // AddonMessage is one message of a session transcript.
@@ -77,9 +129,9 @@ func (m *AddonMessage) FromContact() bool {
 
 // DecodeAddonEvent reads an add-on callback tolerantly; only a payload that
 // is not a JSON object is an error.
-func DecodeAddonEvent(data []byte) (AddonEvent, error) {
-	var e AddonEvent
-	err := decodeLenient(data, &e)
+func DecodeAddonEvent(data []byte) (*AddonEvent, error) {
+	e := new(AddonEvent)
+	err := decodeLenient(data, e)
 	return e, err
 }
 

@@ -37,6 +37,8 @@ type ChannelMessage struct {
 	URL          string
 	OperatorName string
 	OperatorID   string
+	// OperatorUsername is guessed: operator.username and the like.
+	OperatorUsername string
 	// Event is message.event where present (outbound only).
 	Event string
 	// Deleted is message.is_deleted.
@@ -62,13 +64,14 @@ func DecodeChannelMessage(data []byte, fields ChannelFields) (ChannelMessage, er
 	}
 	fields = fields.withDefaults()
 	m := ChannelMessage{
-		Contact:      firstScalar(doc, fields.Contact),
-		ContactName:  firstScalar(doc, fields.Name),
-		Body:         firstScalar(doc, fields.Body),
-		URL:          firstScalar(doc, fields.URL),
-		OperatorName: firstScalar(doc, fields.Operator),
-		OperatorID:   firstScalar(doc, []string{"operator.id", "message.operator.id", "operator_id", "message.operator_id"}),
-		Event:        firstScalar(doc, []string{"message.event", "event"}),
+		Contact:          firstScalar(doc, fields.Contact),
+		ContactName:      firstScalar(doc, fields.Name),
+		Body:             firstScalar(doc, fields.Body),
+		URL:              firstScalar(doc, fields.URL),
+		OperatorName:     firstScalar(doc, fields.Operator),
+		OperatorID:       firstScalar(doc, []string{"operator.id", "message.operator.id", "operator_id", "message.operator_id"}),
+		OperatorUsername: firstScalar(doc, []string{"operator.username", "message.operator.username", "operator_username", "message.operator_username"}),
+		Event:            firstScalar(doc, []string{"message.event", "event"}),
 	}
 	m.Deleted = firstScalar(doc, []string{"message.is_deleted", "is_deleted"}) == "true"
 	return m, nil
@@ -113,7 +116,9 @@ func firstScalar(doc map[string]any, paths []string) string {
 
 func lookupScalar(doc map[string]any, path string) (string, bool) {
 	var cur any = doc
-	for _, key := range strings.Split(path, ".") {
+	for more := true; more; {
+		var key string
+		key, path, more = strings.Cut(path, ".")
 		obj, ok := cur.(map[string]any)
 		if !ok {
 			return "", false

@@ -143,8 +143,7 @@ func TestExpectedEventsMatchesMapper(t *testing.T) {
 			ex := fmt.Sprintf("ex-%d", seq)
 			obs := []*spec.Observation{{V: 1, ID: ex, Source: spec.SourceChatbotWebhook, Kind: kind, ReceivedAt: now, ConversationID: c.cid, Exchange: ex, Status: 200, Payload: body}}
 			for i, e := range events {
-				var ev spec.ChatbotEvent
-				ev, _ = spec.DecodeChatbotEvent(e)
+				ev, _ := spec.DecodeChatbotEvent(e)
 				obs = append(obs, &spec.Observation{V: 1, ID: fmt.Sprintf("%s-%d", ex, i+1), Source: spec.SourceChatbotReply, Kind: ev.Name(), ReceivedAt: now, ConversationID: c.cid, Exchange: ex, Index: i + 1, Status: 200, Payload: e})
 			}
 			got := 0

@@ -77,11 +77,32 @@ func loadConfig(environ []string) (*config, error) {
 	if _, chosen := vars["CHATTAP_FILE_SINK_PATH"]; !chosen && (c.Sinks.Segment.Enabled() || c.Sinks.Webhook.Enabled()) {
 		c.Sinks.File.Path = ""
 	}
-	errs = append(errs, c.validate()...)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+	errs = append(errs, unlessReported(c.validate(), errs)...)
+	switch len(errs) {
+	case 0:
+		return &c, nil
+	case 1:
+		return nil, fmt.Errorf("invalid configuration: %w", errs[0])
 	}
-	return &c, nil
+	return nil, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+}
+
+// unlessReported drops the errors of errs that name a variable reported
+// already: a value that did not parse leaves its field zero, which
+// validation would report a second time for the same mistake.
+func unlessReported(errs, reported []error) []error {
+	var out []error
+next:
+	for _, e := range errs {
+		name, _, _ := strings.Cut(e.Error(), ":")
+		for _, r := range reported {
+			if strings.HasPrefix(r.Error(), name+":") {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func (c *config) validate() []error {

@@ -8,12 +8,20 @@ import (
 	"github.com/chattap/chattap/mapper"
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/sinks"
+	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // startStages starts the mapper and the sinks this process runs, in the
 // order they must stop: the mapper first, so that the sinks see its last
 // events.
 func (p *process) startStages(ctx context.Context, c *config, settings *broker.SettingsStore, reg *metrics.Registry, stdout io.Writer) error {
+	var consumers []metrics.ConsumerState // the durable consumers whose lag this process exports
+	defer func() {
+		if len(consumers) > 0 {
+			reg.WatchConsumers(consumerStates(p.broker.js, consumers))
+		}
+	}()
 	if c.has(roleMapper) {
 		m, err := mapper.New(c.mapperOptions())
 		if err != nil {
@@ -24,6 +32,7 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 			return err
 		}
 		p.stages = append(p.stages, r)
+		consumers = append(consumers, metrics.ConsumerState{Stream: spec.StreamRaw, Consumer: spec.ConsumerMapper})
 	}
 	if c.has(roleSinks) {
 		deps := sinks.Deps{Logger: p.log, Metrics: metrics.NewSinks(reg), Stdout: stdout}
@@ -48,10 +57,34 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 			return err
 		}
 		p.stages = append(p.stages, r)
+		for _, s := range list {
+			consumers = append(consumers, metrics.ConsumerState{Stream: spec.StreamEvents, Consumer: sinks.ConsumerName(s.Name())})
+		}
 		p.sinks = r
 		p.log.Info("sinks on", "sinks", names, "file", fileSinkTarget(c))
 	}
 	return nil
+}
+
+// consumerStates reads the lag of the named consumers from the broker at
+// each scrape; a consumer it cannot read is left out of that scrape.
+func consumerStates(js jetstream.JetStream, named []metrics.ConsumerState) func(context.Context) []metrics.ConsumerState {
+	return func(ctx context.Context) []metrics.ConsumerState {
+		out := make([]metrics.ConsumerState, 0, len(named))
+		for _, n := range named {
+			cons, err := js.Consumer(ctx, n.Stream, n.Consumer)
+			if err != nil {
+				continue
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			n.Pending, n.AckPending = info.NumPending, uint64(info.NumAckPending)
+			out = append(out, n)
+		}
+		return out
+	}
 }
 
 // fileSinkTarget says where the file sink writes, for the startup log.

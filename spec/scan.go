@@ -1,49 +1,97 @@
-package ingest
+package spec
 
 import (
 	"bytes"
 	"encoding/json"
-
-	"github.com/chattap/chattap/spec"
 )
 
 // The taps need only two things of a Chatbot API event: its conversation
 // (info.cid) and its name (packet.name, else packet.event); the payload is
-// kept verbatim. spec.DecodeChatbotEvent and spec.SplitEvents decode
-// everything with reflection, and the profile of BenchmarkTapWebhook showed
-// them as a sixth of the tap's CPU: encoding/json scans a reply four times
+// kept verbatim. DecodeChatbotEvent and SplitEvents decode everything with
+// reflection, and the profile of ingest's BenchmarkTapWebhook showed them
+// as a sixth of the tap's CPU: encoding/json scans a reply four times
 // (validate and split the list, then validate and decode each event) and
-// allocates for every field. The scanners here validate once with
-// json.Valid and then only walk the bytes, reading exactly the fields
-// spec would, with the same rules: key names matched as encoding/json
-// matches them (exact, else case-insensitively), the last of duplicate
-// keys winning, values of an unexpected type ignored, and spec.Str's
-// reading of scalars. Anything they do not handle themselves (invalid
-// JSON, a body that is not a list, escaped or non-ASCII text) goes to spec,
-// so errors and edge cases are spec's own.
+// allocates for every field. DecodeChatbotHead and SplitChatbotEvents
+// validate once with json.Valid and then only walk the bytes, reading
+// exactly the fields DecodeChatbotEvent would, with the same rules: key
+// names matched as encoding/json matches them (exact, else
+// case-insensitively), the last of duplicate keys winning, values of an
+// unexpected type ignored, and Str's reading of scalars. Anything they do
+// not handle themselves (invalid JSON, a body that is not a list, escaped
+// or non-ASCII text) goes to the plain decoders, so errors and edge cases
+// are theirs. FuzzScanMatchesSpec holds them to the plain decoders.
 
-// chatbotHead is what the taps read of a Chatbot API event.
-type chatbotHead struct {
-	cid, name, event spec.Str
+// ChatbotHead is what a tap reads of a Chatbot API event: the fields of
+// ChatbotEvent that name its conversation and its event.
+type ChatbotHead struct {
+	// Cid is info.cid.
+	Cid Str
+	// Name is the event's name, as ChatbotEvent.Name gives it:
+	// packet.name, else packet.event.
+	Name Str
 }
 
-// Name is the event's name, as spec.ChatbotEvent.Name.
-func (h *chatbotHead) Name() string {
-	if h.name != "" {
-		return string(h.name)
+// DecodeChatbotHead reads info.cid, packet.name and packet.event of one
+// Chatbot API event, with the results and the error DecodeChatbotEvent
+// gives, without decoding the rest.
+func DecodeChatbotHead(data []byte) (ChatbotHead, error) {
+	return decodeChatbotHead(data, false)
+}
+
+// HeadedEvent is one event of a body that holds several, verbatim, with
+// its head, or the error DecodeChatbotEvent gives for it.
+type HeadedEvent struct {
+	Raw  json.RawMessage
+	Head ChatbotHead
+	Err  error
+}
+
+// SplitChatbotEvents is SplitEvents followed by DecodeChatbotHead on each
+// event, with the same results, in one pass over a list: a list is split
+// here, its events aliasing body and known to be valid JSON.
+func SplitChatbotEvents(body []byte) ([]HeadedEvent, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '[' || !json.Valid(trimmed) {
+		events, err := SplitEvents(body)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]HeadedEvent, len(events))
+		for i, raw := range events {
+			h, err := decodeChatbotHead(raw, false)
+			out[i] = HeadedEvent{Raw: raw, Head: h, Err: err}
+		}
+		return out, nil
 	}
-	return string(h.event)
+	// Counted first, so the list is allocated once at its size.
+	n := 0
+	(&walker{b: trimmed}).array(func(e []byte) {
+		if !emptyObject(e) && !bytes.Equal(e, []byte("null")) {
+			n++
+		}
+	})
+	out := make([]HeadedEvent, 0, n)
+	s := walker{b: trimmed}
+	s.array(func(e []byte) {
+		if emptyObject(e) || bytes.Equal(e, []byte("null")) {
+			return
+		}
+		h, err := decodeChatbotHead(e, true)
+		out = append(out, HeadedEvent{Raw: e, Head: h, Err: err})
+	})
+	return out, nil
 }
 
-// decodeChatbotHead reads data as spec.DecodeChatbotEvent would. valid
-// says data is already known to be valid JSON.
-func decodeChatbotHead(data []byte, valid bool) (chatbotHead, error) {
+// decodeChatbotHead reads data as DecodeChatbotEvent would. valid says
+// data is already known to be valid JSON.
+func decodeChatbotHead(data []byte, valid bool) (ChatbotHead, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' || (!valid && !json.Valid(trimmed)) {
-		ev, err := spec.DecodeChatbotEvent(data)
-		return chatbotHead{cid: ev.Info.Cid, name: ev.Packet.Name, event: ev.Packet.Event}, err
+		ev, err := DecodeChatbotEvent(data)
+		return ChatbotHead{Cid: ev.Info.Cid, Name: Str(ev.Name())}, err
 	}
-	var h chatbotHead
+	var h ChatbotHead
+	var name, event Str
 	s := walker{b: trimmed}
 	s.object(func(key []byte, escaped bool, val []byte) {
 		switch {
@@ -51,46 +99,25 @@ func decodeChatbotHead(data []byte, valid bool) (chatbotHead, error) {
 		case keyIs(key, escaped, "info"):
 			(&walker{b: val}).object(func(key []byte, escaped bool, val []byte) {
 				if keyIs(key, escaped, "cid") {
-					h.cid = readStr(val)
+					h.Cid = readStr(val)
 				}
 			})
 		case keyIs(key, escaped, "packet"):
 			(&walker{b: val}).object(func(key []byte, escaped bool, val []byte) {
 				switch {
 				case keyIs(key, escaped, "name"):
-					h.name = readStr(val)
+					name = readStr(val)
 				case keyIs(key, escaped, "event"):
-					h.event = readStr(val)
+					event = readStr(val)
 				}
 			})
 		}
 	})
+	h.Name = name
+	if h.Name == "" {
+		h.Name = event
+	}
 	return h, nil
-}
-
-// splitEvents is spec.SplitEvents. A list is split here, its events
-// aliasing body; valid reports that each event is valid JSON.
-func splitEvents(body []byte) (events []json.RawMessage, valid bool, err error) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '[' || !json.Valid(trimmed) {
-		events, err = spec.SplitEvents(body)
-		return events, false, err
-	}
-	s := walker{b: trimmed}
-	s.array(func(e []byte) {
-		if isEmptyObject(e) || bytes.Equal(e, []byte("null")) {
-			return
-		}
-		events = append(events, e)
-	})
-	return events, true, nil
-}
-
-func isEmptyObject(b []byte) bool {
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
-		return false
-	}
-	return len(bytes.TrimSpace(b[1:len(b)-1])) == 0
 }
 
 // keyIs matches a key as encoding/json matches it to a field's name:
@@ -107,13 +134,13 @@ func keyIs(key []byte, escaped bool, name string) bool {
 	return string(key) == name || bytes.EqualFold(key, []byte(name))
 }
 
-// readStr reads a value as spec.Str does; a plain ASCII string without
+// readStr reads a value as Str does; a plain ASCII string without
 // escapes, the usual case, without allocating more than the string.
-func readStr(val []byte) spec.Str {
+func readStr(val []byte) Str {
 	if len(val) >= 2 && val[0] == '"' && plainASCII(val[1:len(val)-1]) {
-		return spec.Str(val[1 : len(val)-1])
+		return Str(val[1 : len(val)-1])
 	}
-	var s spec.Str
+	var s Str
 	_ = s.UnmarshalJSON(val)
 	return s
 }

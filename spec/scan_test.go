@@ -1,4 +1,4 @@
-package ingest
+package spec_test
 
 import (
 	"bytes"
@@ -51,40 +51,41 @@ func TestScanMatchesSpec(t *testing.T) {
 func checkHead(t *testing.T, data []byte) {
 	t.Helper()
 	ev, werr := spec.DecodeChatbotEvent(data)
-	h, err := decodeChatbotHead(data, false)
+	h, err := spec.DecodeChatbotHead(data)
 	if fmt.Sprint(err) != fmt.Sprint(werr) {
-		t.Fatalf("%q: error %v, spec says %v", data, err, werr)
+		t.Fatalf("%q: error %v, DecodeChatbotEvent says %v", data, err, werr)
 	}
 	if err != nil {
 		return
 	}
-	if h.cid != ev.Info.Cid || h.name != ev.Packet.Name || h.event != ev.Packet.Event || h.Name() != ev.Name() {
-		t.Fatalf("%q: read cid %q name %q event %q, spec reads %q %q %q", data, h.cid, h.name, h.event, ev.Info.Cid, ev.Packet.Name, ev.Packet.Event)
+	if h.Cid != ev.Info.Cid || string(h.Name) != ev.Name() {
+		t.Fatalf("%q: read cid %q name %q, DecodeChatbotEvent reads %q %q", data, h.Cid, h.Name, ev.Info.Cid, ev.Name())
 	}
 }
 
+// checkSplit holds SplitChatbotEvents, which reads a list in one pass, to
+// SplitEvents and DecodeChatbotHead on each of its events.
 func checkSplit(t *testing.T, data []byte) {
 	t.Helper()
 	want, werr := spec.SplitEvents(data)
-	got, valid, err := splitEvents(data)
+	got, err := spec.SplitChatbotEvents(data)
 	if fmt.Sprint(err) != fmt.Sprint(werr) {
-		t.Fatalf("%q: error %v, spec says %v", data, err, werr)
+		t.Fatalf("%q: error %v, SplitEvents says %v", data, err, werr)
 	}
 	if len(got) != len(want) {
-		t.Fatalf("%q: %d events, spec says %d", data, len(got), len(want))
+		t.Fatalf("%q: %d events, SplitEvents says %d", data, len(got), len(want))
 	}
 	for i := range got {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("%q: event %d is %q, spec says %q", data, i, got[i], want[i])
+		if !bytes.Equal(got[i].Raw, want[i]) {
+			t.Fatalf("%q: event %d is %q, SplitEvents says %q", data, i, got[i].Raw, want[i])
 		}
-		if valid && !json.Valid(got[i]) {
-			t.Fatalf("%q: event %d said valid but is not", data, i)
+		if got[i].Err == nil && !json.Valid(got[i].Raw) {
+			t.Fatalf("%q: event %d read without error but is not JSON", data, i)
 		}
-		checkHead(t, got[i])
-		gh, gerr := decodeChatbotHead(got[i], valid)
-		wh, werr := decodeChatbotHead(got[i], false)
-		if gh != wh || fmt.Sprint(gerr) != fmt.Sprint(werr) {
-			t.Fatalf("%q: event %d reads differently when known valid", data, i)
+		checkHead(t, got[i].Raw)
+		wh, werr := spec.DecodeChatbotHead(want[i])
+		if got[i].Head != wh || fmt.Sprint(got[i].Err) != fmt.Sprint(werr) {
+			t.Fatalf("%q: event %d reads %+v (%v) in a list, %+v (%v) alone", data, i, got[i].Head, got[i].Err, wh, werr)
 		}
 	}
 }
