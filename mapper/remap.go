@@ -269,6 +269,7 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 		states   = make(map[string]State, len(s.conversations))
 		seenIDs  = map[string]bool{}
 		found    = map[string]bool{}
+		contacts = remapContacts{known: map[string]Contact{}}
 	)
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first}
 	err := readStream(ctx, js, spec.StreamRaw, cfg, s.last, func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
@@ -313,8 +314,7 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 					earliest = md.Timestamp
 				}
 			}
-			st := states[o.ConversationID]
-			msgs, next, err := m.Map(o, st, set)
+			msgs, next, err := contacts.apply(m, o, states[o.ConversationID], set)
 			var data [][]byte
 			if err == nil {
 				data, err = encodeMessages(msgs)
@@ -326,6 +326,7 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 				}
 				continue
 			}
+			contacts.keep()
 			if o.ConversationID != "" {
 				states[o.ConversationID] = next
 			}
@@ -343,6 +344,40 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 		return true, nil
 	})
 	return out, earliest, err
+}
+
+// remapContacts keeps each contact's Contact across the conversations a
+// remap maps, in memory, as the live mapper keeps it in the bucket
+// (contactBatch), so that two of them announce a contact's news once.
+type remapContacts struct {
+	known map[string]Contact
+	// pending is the Contact the last apply made, kept once its messages
+	// are known to be good.
+	pendingKey string
+	pending    Contact
+}
+
+// apply is contactBatch.apply without the bucket.
+func (c *remapContacts) apply(m *Mapper, o *spec.Observation, st State, set spec.Settings) ([]spec.Message, State, error) {
+	c.pendingKey = ""
+	if !set.RecordLiveChatEvents || o.ConversationID == "" {
+		return m.Map(o, st, set)
+	}
+	key := m.ContactKey(o, st)
+	if key == "" {
+		return m.Map(o, st, set)
+	}
+	out, next, nextCt, changed, err := m.MapContact(o, st, c.known[key], set)
+	if err == nil && changed {
+		c.pendingKey, c.pending = key, nextCt
+	}
+	return out, next, err
+}
+
+func (c *remapContacts) keep() {
+	if c.pendingKey != "" {
+		c.known[c.pendingKey] = c.pending
+	}
 }
 
 // notOnEvents returns those of produced whose messageId no event on

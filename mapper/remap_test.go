@@ -308,6 +308,63 @@ func TestRemapLeavesWhatTheLiveMapperHasNotReached(t *testing.T) {
 	}
 }
 
+// TestRemapIsTheLiveMappingRecordingOn maps one store live with recording
+// off and remaps it, and another with the same records live with
+// recording on: both end with the same events, byte for byte. The two
+// conversations are of one contact, whose identify the live mapper keeps
+// across them, and so does remap.
+func TestRemapIsTheLiveMappingRecordingOn(t *testing.T) {
+	obs := flatten(twoConversations())
+	for _, o := range obs {
+		o.Payload = json.RawMessage(strings.NewReplacer(`"contact":{"name":"Ada c-a"}`, `"contact":{"id":"48213","name":"Ada"}`,
+			`"contact":{"name":"Ada c-b"}`, `"contact":{"id":"48213","name":"Ada"}`).Replace(string(o.Payload)))
+	}
+	mapped := func(record bool) map[string]string {
+		s := brokertest.Start(t)
+		// One worker: with several, two conversations of one contact
+		// mapped at once both read the contact before either writes it,
+		// and each announces the identify.
+		startRunner(t, s.JS, func() spec.Settings { return spec.Settings{RecordLiveChatEvents: record} }, mapper.RunnerOptions{Workers: 1})
+		publishRaw(t, s.JS, obs, nil)
+		waitMapped(t, s.JS)
+		if !record {
+			if _, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{FromSeq: 1}, mapper.RemapOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := map[string]string{}
+		for _, e := range eventsOnStream(t, s.JS) {
+			var m spec.Message
+			if err := json.Unmarshal(e, &m); err != nil {
+				t.Fatal(err)
+			}
+			if _, twice := out[m.MessageID]; twice {
+				t.Errorf("%s is on CHATTAP_EVENTS twice", m.MessageID)
+			}
+			out[m.MessageID] = string(e)
+		}
+		return out
+	}
+	live, remapped := mapped(true), mapped(false)
+	identifies := 0
+	for id, e := range live {
+		if strings.Contains(e, `"type":"identify"`) {
+			identifies++
+		}
+		if remapped[id] != e {
+			t.Errorf("%s\n live    %s\n remap   %s", id, e, remapped[id])
+		}
+	}
+	for id := range remapped {
+		if _, ok := live[id]; !ok {
+			t.Errorf("remap made %s, the live mapping did not: %s", id, remapped[id])
+		}
+	}
+	if identifies != 1 {
+		t.Errorf("%d identifies for one contact in two conversations, want 1", identifies)
+	}
+}
+
 func TestRemapRangeValidate(t *testing.T) {
 	now := time.Now()
 	for name, r := range map[string]mapper.RemapRange{
