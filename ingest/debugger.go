@@ -2,122 +2,136 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"embed"
 	"fmt"
-	"html/template"
+	"io/fs"
+	"log/slog"
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/chattap/chattap/spec"
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// RecentEvents returns a reader of the last n Live Chat events on
-// CHATTAP_EVENTS, oldest first, for /debugger.
-func RecentEvents(js jetstream.JetStream) func(ctx context.Context, n int) ([]spec.Message, error) {
-	return func(ctx context.Context, n int) ([]spec.Message, error) {
-		st, err := js.Stream(ctx, spec.StreamEvents)
-		if err != nil {
-			return nil, fmt.Errorf("events stream: %w", err)
-		}
-		info, err := st.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("events stream: %w", err)
-		}
-		last := info.State.LastSeq
-		if info.State.Msgs == 0 {
-			return nil, nil
-		}
-		start := info.State.FirstSeq
-		if last >= uint64(n) && last-uint64(n)+1 > start {
-			start = last - uint64(n) + 1
-		}
-		cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
-		if err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		batch, err := cons.FetchNoWait(int(last - start + 1))
-		if err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		var out []spec.Message
-		for msg := range batch.Messages() {
-			var m spec.Message
-			if json.Unmarshal(msg.Data(), &m) == nil {
-				out = append(out, m)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return out, err
-		}
-		return out, nil
-	}
+//go:embed debugger
+var debuggerFiles embed.FS
+
+// DebuggerDeps are what the live debugger reads.
+type DebuggerDeps struct {
+	// JS is the JetStream context of the process; its connection carries
+	// the debugger's core subscriptions.
+	JS jetstream.JetStream
+	// Settings is what the page shows and switches; nil leaves the
+	// switches out.
+	Settings SettingsReader
+	// Counter reads a counter of this process's metrics, summed over the
+	// labels left out (metrics.Registry.Gather fits); nil leaves the
+	// sinks' own counts out.
+	Counter func(name string, labels map[string]string) float64
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
-var debuggerPage = template.Must(template.New("debugger").Funcs(template.FuncMap{"json": indentJSON}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>chattap debugger</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}
-th{background:#f4f4f4}
-code,pre{font:12px ui-monospace,monospace;margin:0;white-space:pre-wrap}
-.empty{color:#777}
-</style></head><body>
-<h1>Live Chat events</h1>
-<p>The last {{.Limit}} events on CHATTAP_EVENTS, newest first; the page refreshes every 5 seconds. Record Live Chat Events: <strong>{{if .Record}}on{{else}}off{{end}}</strong>.</p>
-{{if .Error}}<p><strong>Could not read events:</strong> {{.Error}}</p>{{end}}
-<table><thead><tr><th>time</th><th>event</th><th>identity</th><th>properties</th></tr></thead><tbody>
-{{range .Events}}<tr><td>{{.Timestamp.Format "2006-01-02 15:04:05.000"}}</td><td>{{if .Event}}{{.Event}}{{else}}{{.Type}}{{end}}<br><code>{{.MessageID}}</code></td>
-<td>{{with .UserID}}user <code>{{.}}</code><br>{{end}}anon <code>{{.AnonymousID}}</code></td><td><pre>{{json .}}</pre></td></tr>
-{{else}}<tr><td colspan="4" class="empty">No events yet.</td></tr>{{end}}
-</tbody></table></body></html>`))
-
-func indentJSON(v any) string {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err.Error()
-	}
-	return string(b)
+// SettingsReader is the part of the settings store the debugger reads.
+type SettingsReader interface {
+	Current() spec.Settings
 }
 
-// handleDebugger shows the latest Live Chat events, like Segment's own
-// debugger: as a page, or as JSON with ?format=json.
-func handleDebugger(s *Server) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := 50
-		if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n <= 1000 {
-			limit = n
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		events, err := s.Recent(ctx, limit)
-		if r.URL.Query().Get("format") == "json" {
-			if err != nil {
-				encodeError(w, http.StatusServiceUnavailable, err.Error())
-				return
-			}
-			encode(w, http.StatusOK, events)
-			return
-		}
-		for i, j := 0, len(events)-1; i < j; i, j = i+1, j-1 {
-			events[i], events[j] = events[j], events[i]
-		}
-		data := struct {
-			Limit  int
-			Record bool
-			Events []spec.Message
-			Error  string
-		}{Limit: limit, Record: s.Settings == nil || s.Settings.Current().RecordLiveChatEvents, Events: events}
-		if err != nil {
-			data.Error = err.Error()
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := debuggerPage.Execute(w, data); err != nil {
-			s.Log.Warn("render debugger", "err", err)
-		}
+// Debugger is the live debugger: one static page, a stream of what
+// reaches CHATTAP_RAW and CHATTAP_EVENTS, and a state endpoint with the
+// counts per event and the state of each sink. It never holds back NATS or
+// the pipeline: every reader has a bounded buffer, and a reader that falls
+// behind skips what it could not take. It is safe for concurrent use.
+type Debugger struct {
+	d     DebuggerDeps
+	stats *eventStats
+
+	mu      sync.Mutex
+	subs    []*nats.Subscription
+	closed  chan struct{}
+	closing sync.Once
+}
+
+// NewDebugger returns a Debugger; Start begins counting.
+func NewDebugger(d DebuggerDeps) *Debugger {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Debugger{d: d, stats: newEventStats(d.Now()), closed: make(chan struct{})}
+}
+
+// Start subscribes to CHATTAP_EVENTS and CHATTAP_RAW for the counts per
+// minute and hour. It returns once subscribed.
+func (dbg *Debugger) Start(ctx context.Context) error {
+	nc := dbg.d.JS.Conn()
+	ev, err := nc.Subscribe(spec.SubjectEventsPrefix+">", func(m *nats.Msg) {
+		dbg.stats.event(dbg.d.Now(), m)
 	})
+	if err != nil {
+		return fmt.Errorf("debugger: subscribe to events: %w", err)
+	}
+	raw, err := nc.Subscribe(spec.SubjectRawPrefix+">", func(m *nats.Msg) {
+		dbg.stats.record(dbg.d.Now(), m)
+	})
+	if err != nil {
+		_ = ev.Unsubscribe()
+		return fmt.Errorf("debugger: subscribe to records: %w", err)
+	}
+	dbg.mu.Lock()
+	dbg.subs = append(dbg.subs, ev, raw)
+	dbg.mu.Unlock()
+	return nil
+}
+
+// Close ends every open stream at once (register it with
+// http.Server.RegisterOnShutdown: a stream never ends by itself) and stops
+// counting. It is idempotent.
+func (dbg *Debugger) Close() {
+	dbg.closing.Do(func() {
+		close(dbg.closed)
+		dbg.mu.Lock()
+		defer dbg.mu.Unlock()
+		for _, s := range dbg.subs {
+			_ = s.Unsubscribe()
+		}
+		dbg.subs = nil
+	})
+}
+
+// Handler serves the debugger under /debugger on any router: the page
+// and its files at /debugger, /debugger/app.js, /debugger/app.css (no
+// token: they hold no data), and behind guard the data,
+// /debugger/stream and /debugger/state. Mount it with
+// r.Mount("/debugger", dbg.Handler(guard)).
+func (dbg *Debugger) Handler(guard func(http.Handler) http.Handler) http.Handler {
+	static, err := fs.Sub(debuggerFiles, "debugger")
+	if err != nil {
+		panic(err) // the embedded folder is part of the binary
+	}
+	r := chi.NewRouter()
+	for route, name := range map[string]string{"/": "page.html", "/app.js": "app.js", "/app.css": "app.css"} {
+		r.Method(http.MethodGet, route, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			securePage(w)
+			http.ServeFileFS(w, r, static, name)
+		}))
+	}
+	r.Method(http.MethodGet, "/stream", guard(handleDebuggerStream(dbg)))
+	r.Method(http.MethodGet, "/state", guard(handleDebuggerState(dbg)))
+	return r
+}
+
+// securePage keeps the page to its own files: no inline script, no other
+// origin, no framing, and no Referer that could carry the fragment along.
+func securePage(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 }

@@ -46,8 +46,8 @@ func (s *Server) adminRoutes(r chi.Router) {
 			r.Method(http.MethodGet, "/admin/settings", admin(handleGetSettings(s)))
 			r.Method(http.MethodPut, "/admin/settings", admin(handlePutSettings(s)))
 		}
-		if s.Recent != nil {
-			r.Method(http.MethodGet, "/debugger", admin(handleDebugger(s)))
+		if s.Debugger != nil {
+			r.Mount("/debugger", s.Debugger.Handler(admin))
 		}
 	}
 }

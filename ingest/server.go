@@ -33,9 +33,8 @@ type Deps struct {
 	// (a sink's destination refuses chattap) but the taps still work.
 	// It must not block.
 	Degraded func() error
-	// Recent feeds /debugger with the latest Live Chat events; nil turns
-	// the page off.
-	Recent         func(ctx context.Context, n int) ([]spec.Message, error)
+	// Debugger serves /debugger (with the admin token); nil turns it off.
+	Debugger       *Debugger
 	Metrics        *metrics.Ingest
 	MetricsHandler http.Handler
 	ChannelFields  spec.ChannelFields

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -225,7 +226,10 @@ func resultOf(out []spec.Message) string {
 }
 
 // publish stores every message of the groups on CHATTAP_EVENTS, with its
-// messageId as Nats-Msg-Id, and returns once each is acknowledged or
+// messageId as Nats-Msg-Id and the id of the record it came from (the
+// exchange id of a version 2 record, the Observation's own of a version 1
+// one) as spec.HeaderRecord,
+// and returns once each is acknowledged or
 // failed; a group with a failed message gets its err. The publishes are
 // asynchronous so that a batch's messages travel together.
 func (r *Runner) publish(ctx context.Context, groups []*group) {
@@ -243,7 +247,8 @@ func (r *Runner) publish(ctx context.Context, groups []*group) {
 		for _, t := range g.tasks {
 			for i := range t.out {
 				m := &t.out[i]
-				f, err := r.pub.PublishAsync(spec.EventSubject(m), t.data[i], jetstream.WithMsgID(m.MessageID))
+				msg := &nats.Msg{Subject: spec.EventSubject(m), Data: t.data[i], Header: nats.Header{spec.HeaderRecord: []string{cmp.Or(t.obs.Record, t.obs.ID)}}}
+				f, err := r.pub.PublishMsgAsync(msg, jetstream.WithMsgID(m.MessageID))
 				if err != nil {
 					g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
 					break tasks

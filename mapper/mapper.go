@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/chattap/chattap/spec"
 )
@@ -39,8 +40,10 @@ func (m *Mapper) Options() Options { return m.c.Options }
 // An Observation already applied to st yields nothing and st unchanged,
 // which makes redelivery and replay harmless. With set.RecordLiveChatEvents
 // off, Map yields nothing and st unchanged, so the Observation can be
-// mapped again later. An exchange the upstream refused with 401 or 403
-// yields nothing either: it was not the contact's. An Observation that can never yield anything (not
+// mapped again later. An event in set.DisabledEvents is left out, while
+// the State it implies is kept. An exchange the upstream refused with 401
+// or 403 yields nothing either: it was not the contact's. An Observation
+// that can never yield anything (not
 // JSON, no conversation, an unknown source) returns an error wrapping
 // ErrUnmappable; retrying it cannot help. Messages of one call may share
 // their read-only maps (context.traits): copy before changing one.
@@ -144,6 +147,11 @@ func (m *Mapper) applyContact(obs *spec.Observation, st State, ct Contact, set s
 	c.announce()
 	if !c.ctChanged {
 		c.ct = given
+	}
+	if len(set.DisabledEvents) > 0 {
+		c.out = slices.DeleteFunc(c.out, func(m spec.Message) bool {
+			return m.Type == spec.TypeTrack && !set.EventEnabled(m.Event)
+		})
 	}
 	if !c.changed {
 		return c.out, st, c.ct, false, c.ctChanged, nil

@@ -14,9 +14,20 @@ import (
 // brokerConn is this process's link to NATS: the embedded server it runs,
 // if any, and the connection.
 type brokerConn struct {
-	emb *broker.Embedded
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	emb  *broker.Embedded
+	url  string
+	auth broker.Credentials
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+// connect opens one more connection to the same broker, named name, for
+// a reader whose traffic must not share the pipeline's connection.
+func (b *brokerConn) connect(name string) (*nats.Conn, error) {
+	if b.emb != nil {
+		return b.emb.Connect(name)
+	}
+	return broker.Connect(b.url, name, b.auth)
 }
 
 // openBroker connects to CHATTAP_NATS_URL, or starts the embedded server
@@ -26,7 +37,7 @@ type brokerConn struct {
 // other CHATTAP_* values never changes a deployment's retention or
 // replicas.
 func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*brokerConn, error) {
-	b := &brokerConn{}
+	b := &brokerConn{url: c.NatsURL, auth: c.NatsAuth}
 	var err error
 	if c.NatsURL != "" {
 		b.nc, err = broker.Connect(c.NatsURL, "chattap", c.NatsAuth)

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,21 +191,11 @@ func TestHealthAsksARunningChattap(t *testing.T) {
 		t.Error("health of an address nothing listens on succeeded")
 	}
 	// A listener that answers something else than 200 is not healthy.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 25\r\nConnection: close\r\n\r\n{\"status\":\"not ready\"}\r\n\r\n")
-			c.Close()
-		}
-	}()
+	notReady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"status":"not ready"}`, http.StatusServiceUnavailable)
+	}))
+	defer notReady.Close()
+	ln := notReady.Listener
 	if _, _, err := runTool(t, nil, "health", "-ready", "-addr", ln.Addr().String()); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("health of a 503: %v", err)
 	}

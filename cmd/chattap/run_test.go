@@ -198,8 +198,16 @@ func TestAdminSettingsToggleRecording(t *testing.T) {
 	if _, body := in.get(t, "/admin/settings", auth); !strings.Contains(body, `"record_live_chat_events":false`) {
 		t.Errorf("after PUT: %s", body)
 	}
-	if code, body := in.get(t, "/debugger", auth); code != 200 || !strings.Contains(body, "Record Live Chat Events: <strong>off") {
-		t.Errorf("debugger: %d %s", code, body)
+	if code, body := in.get(t, "/debugger", nil); code != 200 || !strings.Contains(body, "Record Live Chat Events") {
+		t.Errorf("debugger page: %d %s", code, body)
+	}
+	for _, path := range []string{"/debugger/state", "/debugger/stream"} {
+		if code, _ := in.get(t, path, nil); code != http.StatusForbidden {
+			t.Errorf("GET %s without the token: %d, want 403", path, code)
+		}
+	}
+	if code, body := in.get(t, "/debugger/state", auth); code != 200 || !strings.Contains(body, `"record_live_chat_events":false`) {
+		t.Errorf("debugger state: %d %s", code, body)
 	}
 }
 

@@ -453,18 +453,20 @@ func TestExternalServerWithCredentials(t *testing.T) {
 func TestAdminListenerCarriesTheOperatorRoutes(t *testing.T) {
 	adminAddr := brokertest.FreeAddr(t)
 	in := start(t, "CHATTAP_ADMIN_ADDR="+adminAddr, "CHATTAP_PPROF_ADDR="+adminAddr, "CHATTAP_ADMIN_TOKEN=adm", "CHATTAP_FILE_SINK_PATH=")
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 404, "/admin/settings": 404, "/debugger": 404, "/debug/pprof/": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 404, "/admin/settings": 404, "/debugger": 404, "/debugger/state": 404, "/debug/pprof/": 404} {
 		if code, _ := in.get(t, path, map[string]string{"Authorization": "Bearer adm"}); code != want {
 			t.Errorf("public GET %s: %d, want %d", path, code, want)
 		}
 	}
 	admin := &instance{addr: adminAddr}
-	for path, want := range map[string]int{"/metrics": 200, "/admin/settings": 200, "/debugger": 200, "/debug/pprof/": 200, "/userlike/webhook": 404} {
+	for path, want := range map[string]int{"/metrics": 200, "/admin/settings": 200, "/debugger": 200, "/debugger/state": 200, "/debug/pprof/": 200, "/userlike/webhook": 404} {
 		if code, _ := admin.get(t, path, map[string]string{"Authorization": "Bearer adm"}); code != want {
 			t.Errorf("admin GET %s: %d, want %d", path, code, want)
 		}
 	}
-	if code, _ := admin.get(t, "/admin/settings", nil); code != http.StatusForbidden {
-		t.Errorf("admin listener without the token: %d, want 403", code)
+	for _, path := range []string{"/admin/settings", "/debugger/state", "/debugger/stream"} {
+		if code, _ := admin.get(t, path, nil); code != http.StatusForbidden {
+			t.Errorf("admin listener without the token, GET %s: %d, want 403", path, code)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/chattap/chattap/ingest"
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/sinks"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -68,6 +69,8 @@ type process struct {
 	sinks    *sinks.Runner
 	serveErr chan error
 	pub      *ingest.Publisher
+	debugger *ingest.Debugger
+	debugNC  *nats.Conn
 	stages   []stage
 }
 
@@ -109,13 +112,18 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 		return err
 	}
 	js := p.broker.js
+	if c.Ingest.AdminToken != "" {
+		if err := p.startDebugger(ctx, settings, reg); err != nil {
+			return err
+		}
+	}
 	srv, err := ingest.New(ingest.Deps{
 		Options:        c.Ingest,
 		Publisher:      p.pub,
 		Settings:       settings,
 		Ready:          p.ready(js, !c.has(roleIngest)),
 		Degraded:       p.degraded(c.has(roleIngest)),
-		Recent:         ingest.RecentEvents(js),
+		Debugger:       p.debugger,
 		Metrics:        im,
 		MetricsHandler: reg.Handler(),
 		ChannelFields:  c.channelFields(),
@@ -137,6 +145,7 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 			return fmt.Errorf("CHATTAP_ADMIN_ADDR: %w", err)
 		}
 		p.admin = p.serve(ln, mux)
+		p.admin.RegisterOnShutdown(p.closeDebugger)
 		p.log.Info("admin listening", "addr", ln.Addr().String(), "pprof", c.PprofAddr == c.AdminAddr)
 	}
 	ln, err := net.Listen("tcp", c.ListenAddr)
@@ -144,6 +153,8 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 		return fmt.Errorf("CHATTAP_LISTEN_ADDR: %w", err)
 	}
 	p.http = p.serve(ln, srv)
+	// Debugger streams never end by themselves: Shutdown ends them.
+	p.http.RegisterOnShutdown(p.closeDebugger)
 	if c.has(roleIngest) {
 		logRoutes(p.log, c)
 	}
@@ -214,6 +225,36 @@ func logRoutes(log *slog.Logger, c *config) {
 	log.Info("routes", "protected", protected, "open", len(open))
 }
 
+// startDebugger starts the live debugger on a connection of its own: it
+// receives a copy of every message stored, per open page, and a slow page
+// must never make the broker cut the pipeline's connection as a slow
+// consumer.
+func (p *process) startDebugger(ctx context.Context, settings *broker.SettingsStore, reg *metrics.Registry) error {
+	nc, err := p.broker.connect("chattap-debugger")
+	if err != nil {
+		return fmt.Errorf("debugger: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("debugger: %w", err)
+	}
+	dbg := ingest.NewDebugger(ingest.DebuggerDeps{JS: js, Settings: settings, Counter: reg.Gather, Log: p.log})
+	if err := dbg.Start(ctx); err != nil {
+		nc.Close()
+		return err
+	}
+	p.debugger, p.debugNC = dbg, nc
+	return nil
+}
+
+// closeDebugger ends the debugger's streams; it is idempotent.
+func (p *process) closeDebugger() {
+	if p.debugger != nil {
+		p.debugger.Close()
+	}
+}
+
 // stop shuts down in the order that loses nothing: HTTP intake first, then
 // the publisher's buffer, then the consumers and sinks, then the broker.
 // What does not finish within ctx stays unacknowledged in JetStream and is
@@ -233,6 +274,10 @@ func (p *process) stop(ctx context.Context) {
 			_ = p.http.Close()
 		}
 		cancel()
+	}
+	if p.debugger != nil {
+		p.debugger.Close()
+		p.debugNC.Close()
 	}
 	if p.pub != nil {
 		if err := p.pub.Stop(ctx); err != nil {
