@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -527,5 +528,5 @@ func recordObservations(data []byte) (string, []*spec.Observation, error) {
 	for i := range obs {
 		out[i] = &obs[i]
 	}
-	return obs[0].Record, out, nil
+	return cmp.Or(obs[0].Record, obs[0].ID), out, nil
 }

@@ -55,30 +55,6 @@ func talk(t *testing.T, in *instance, cid string) {
 	}
 }
 
-// waitMapperDone waits until the mapper consumer has acked all of
-// CHATTAP_RAW.
-func waitMapperDone(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := js.Stream(t.Context(), spec.StreamRaw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		si, err := st.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c, err := js.Consumer(t.Context(), spec.StreamRaw, spec.ConsumerMapper); err == nil {
-			if info, err := c.Info(t.Context()); err == nil && si.State.Msgs > 0 && info.AckFloor.Stream >= si.State.LastSeq && info.NumAckPending == 0 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("the mapper did not map CHATTAP_RAW within 20s")
-}
-
 func eventCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
 	st, err := js.Stream(t.Context(), spec.StreamEvents)
@@ -202,7 +178,7 @@ func TestRemapDeliversAConversationRecordedWhileOff(t *testing.T) {
 
 	setRecording(false)
 	talk(t, in, "c-while-off")
-	waitMapperDone(t, js)
+	waitMapperDone(t, natsURL, 20*time.Second)
 	if n := eventCount(t, js); n != 0 {
 		t.Fatalf("recording off, yet %d events on CHATTAP_EVENTS", n)
 	}
@@ -210,7 +186,7 @@ func TestRemapDeliversAConversationRecordedWhileOff(t *testing.T) {
 	talk(t, in, "c-live")
 	live := wouldHave(t, js, "c-live")
 	rec.WaitUnique(t, len(live), 20*time.Second)
-	waitMapperDone(t, js)
+	waitMapperDone(t, natsURL, 20*time.Second)
 
 	want := wouldHave(t, js, "c-while-off")
 	var names []string
