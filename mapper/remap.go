@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/chattap/chattap/spec"
@@ -167,10 +168,11 @@ func Remap(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Sett
 	if len(sel.conversations) == 0 && !sel.anonymous {
 		return res, nil
 	}
-	produced, earliest, err := mapHistory(ctx, js, m, set, &sel, raw.FirstSeq, &res)
+	h, err := mapSelection(ctx, js, m, set, &sel, raw.FirstSeq, &res)
 	if err != nil {
 		return res, err
 	}
+	produced, earliest := h.events, h.earliest
 	res.Produced = len(produced)
 	if len(produced) == 0 {
 		return res, nil
@@ -258,20 +260,35 @@ func (s *selection) resolve(ctx context.Context, js jetstream.JetStream, res *Re
 	})
 }
 
-// mapHistory maps every record of the selected conversations from the
+// history is what mapHistory found.
+type history struct {
+	// events are those of the selected records, in order; earliest is
+	// when the first record mapped was stored.
+	events   []remapped
+	earliest time.Time
+	// contacts are the contact keys of the conversations mapped; others
+	// those of the conversations not mapped, when asked for.
+	contacts map[string]string
+	others   map[string]string
+}
+
+// mapHistory maps every record of the conversations in maps from the
 // first record on CHATTAP_RAW to the end of the range, in stream order,
-// each conversation on its own in-memory State, and returns the events of
-// the selected records, in order, and when the first record of a
-// conversation mapped was stored.
-func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Settings, s *selection, first uint64, res *RemapResult) ([]remapped, time.Time, error) {
+// each conversation on its own in-memory State and each contact on its
+// own in-memory Contact, and keeps the events of the selected records of
+// the selected conversations. With others set, it also finds the contact
+// key of every conversation it does not map.
+func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Settings, s *selection, maps map[string]bool, others bool, first uint64, res *RemapResult) (history, error) {
 	var (
-		out      []remapped
-		earliest time.Time
-		states   = make(map[string]State, len(s.conversations))
+		h        = history{contacts: map[string]string{}}
+		states   = make(map[string]State, len(maps))
 		seenIDs  = map[string]bool{}
 		found    = map[string]bool{}
 		contacts = remapContacts{known: map[string]Contact{}}
 	)
+	if others {
+		h.others = map[string]string{}
+	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first}
 	err := readStream(ctx, js, spec.StreamRaw, cfg, s.last, func(msg jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		if !s.r.To.IsZero() && md.Timestamp.After(s.r.To) {
@@ -286,52 +303,60 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 			}
 			return true, nil
 		}
-		selected, read := s.selects(msg, md), false
+		selected, read, counted := s.selects(msg, md), false, false
 		// Counted here only for a conversation, whose range resolve does
 		// not read.
 		waiting := !selected && s.inRange(md) && s.r.Conversation != ""
 		for _, o := range obs {
-			mine := o.ConversationID != "" && s.conversations[o.ConversationID]
+			cid := o.ConversationID
+			mine := cid != "" && maps[cid]
+			wanted := cid != "" && s.conversations[cid]
 			// An Observation naming no conversation is mapped on the zero
 			// State, as the live mapper does, and only when selected.
-			loose := o.ConversationID == "" && s.anonymous && selected
+			loose := cid == "" && s.anonymous && selected
 			if !mine && !loose {
+				if others && cid != "" && h.others[cid] == "" {
+					h.others[cid] = m.ContactKey(o, State{})
+				}
 				continue
 			}
-			if mine && !found[o.ConversationID] {
-				found[o.ConversationID] = true
+			if wanted && !found[cid] {
+				found[cid] = true
 				res.Conversations++
 			}
 			if !read {
 				read = true
 				res.RecordsRead++
+				if h.earliest.IsZero() {
+					h.earliest = md.Timestamp
+				}
+			}
+			if (wanted || loose) && !counted {
+				counted = true
 				if selected {
 					res.RecordsInRange++
 				}
 				if waiting {
 					res.LeftToLiveMapper++
 				}
-				if earliest.IsZero() {
-					earliest = md.Timestamp
-				}
 			}
-			msgs, next, err := contacts.apply(m, o, states[o.ConversationID], set)
+			msgs, next, err := contacts.apply(m, o, states[cid], set)
 			var data [][]byte
 			if err == nil {
 				data, err = encodeMessages(msgs)
 			}
 			if err != nil {
 				// Its State is not kept, as the live mapper keeps none.
-				if selected && errors.Is(err, ErrUnmappable) {
+				if selected && (wanted || loose) && errors.Is(err, ErrUnmappable) {
 					res.Unmappable++
 				}
 				continue
 			}
 			contacts.keep()
-			if o.ConversationID != "" {
-				states[o.ConversationID] = next
+			if cid != "" {
+				states[cid] = next
 			}
-			if !selected {
+			if !selected || (!wanted && !loose) {
 				continue
 			}
 			for i := range msgs {
@@ -339,12 +364,46 @@ func mapHistory(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec
 					continue
 				}
 				seenIDs[msgs[i].MessageID] = true
-				out = append(out, remapped{msg: msgs[i], data: data[i], record: record})
+				h.events = append(h.events, remapped{msg: msgs[i], data: data[i], record: record})
 			}
 		}
 		return true, nil
 	})
-	return out, earliest, err
+	for cid, st := range states {
+		if st.AnonymousID != "" {
+			h.contacts[cid] = st.AnonymousID
+		}
+	}
+	return h, err
+}
+
+// mapSelection maps the selected conversations, and maps them again
+// together with the other conversations of their contacts if they have
+// any: a contact's Contact says what its earlier conversations announced,
+// so an identify is sent only for news, as the live mapper sends it.
+// Usually no other conversation shares a contact, and one read of
+// CHATTAP_RAW does.
+func mapSelection(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Settings, s *selection, first uint64, res *RemapResult) (history, error) {
+	base := *res
+	h, err := mapHistory(ctx, js, m, set, s, s.conversations, true, first, res)
+	if err != nil {
+		return h, err
+	}
+	keys := map[string]bool{}
+	for _, k := range h.contacts {
+		keys[k] = true
+	}
+	wide := maps.Clone(s.conversations)
+	for cid, k := range h.others {
+		if k != "" && keys[k] {
+			wide[cid] = true
+		}
+	}
+	if len(wide) == len(s.conversations) {
+		return h, nil
+	}
+	*res = base
+	return mapHistory(ctx, js, m, set, s, wide, false, first, res)
 }
 
 // remapContacts keeps each contact's Contact across the conversations a

@@ -346,6 +346,17 @@ func TestRemapIsTheLiveMappingRecordingOn(t *testing.T) {
 		return out
 	}
 	live, remapped := mapped(true), mapped(false)
+	// The second conversation alone, on a store mapped live: its contact's
+	// identify was announced by the first, which remap maps too.
+	s := brokertest.Start(t)
+	startRunner(t, s.JS, nil, mapper.RunnerOptions{Workers: 1})
+	publishRaw(t, s.JS, obs, nil)
+	waitMapped(t, s.JS)
+	res, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{Conversation: "c-b"}, mapper.RemapOptions{})
+	if err != nil || res.Produced == 0 || res.Published != 0 || res.Conversations != 1 {
+		res.Events = nil
+		t.Errorf("remap of c-b after c-a of the same contact, all delivered live: %+v, %v; want nothing published", res, err)
+	}
 	identifies := 0
 	for id, e := range live {
 		if strings.Contains(e, `"type":"identify"`) {
