@@ -27,6 +27,14 @@ type EmbeddedOptions struct {
 	// MaxPayload is the largest message the server takes; zero: 8 MiB,
 	// room for a 1 MiB body as an Observation with headers.
 	MaxPayload int32
+	// SyncInterval is how often JetStream fsyncs its files; zero: the
+	// server's default (2 minutes). SyncAlways fsyncs every message before
+	// it is acknowledged. JetStream acknowledges a message once it is
+	// written to the operating system's page cache: that survives a crash
+	// of the process, not of the machine, which loses what was
+	// acknowledged since the last fsync unless SyncAlways is set.
+	SyncInterval time.Duration
+	SyncAlways   bool
 	// Auth, when it names a user or an nkey, is required of every client,
 	// the in-process one included; with a certificate, Listen serves TLS.
 	Auth Credentials
@@ -57,13 +65,15 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 
 func startEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	opts := &server.Options{
-		ServerName: "chattap",
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		NoSigs:     true,
-		NoLog:      !o.Debug,
-		DontListen: o.Listen == "",
-		MaxPayload: o.MaxPayload,
+		ServerName:   "chattap",
+		JetStream:    true,
+		StoreDir:     o.StoreDir,
+		NoSigs:       true,
+		NoLog:        !o.Debug,
+		DontListen:   o.Listen == "",
+		MaxPayload:   o.MaxPayload,
+		SyncInterval: o.SyncInterval,
+		SyncAlways:   o.SyncAlways,
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20

@@ -219,6 +219,44 @@ func TestObservationOverBrokerLimit(t *testing.T) {
 	}
 }
 
+// TestRecordOverBrokerLimitKeepsTheSmallEvents: when the bot's reply makes
+// the record too large for the broker, only the largest payloads are left
+// out, so the contact's message is still recorded in full.
+func TestRecordOverBrokerLimitKeepsTheSmallEvents(t *testing.T) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), MaxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	big := `{"packet":{"name":"message","payload":{"body":"` + strings.Repeat("x", 100<<10) + `"}}}`
+	up := newUpstream(t, replyWith(http.StatusOK, nil, "["+replyEvent1+","+big+"]"))
+	o := testOptions()
+	o.BotWebhookURL = up.URL
+	h := newHarness(t, nc, js, o)
+	if resp, _ := h.post(t, ingest.RouteWebhook, webhookBody, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	obs := h.observations(t, 3)
+	if string(obs[0].obs.Payload) != webhookBody || string(obs[1].obs.Payload) != replyEvent1 {
+		t.Errorf("small events not kept: %+v", obs[:2])
+	}
+	if got := obs[2].obs; got.Kind != spec.KindUndecodable || len(got.Payload) != 0 || !strings.Contains(got.Error, "max_payload") {
+		t.Errorf("large event recorded as %+v", got)
+	}
+	if n := h.reg.Gather("chattap_records_too_large_total", nil); n != 1 {
+		t.Errorf("too large counted %v times, want 1", n)
+	}
+}
+
 func TestUpstreamNon2xxIsPassedThrough(t *testing.T) {
 	up := newUpstream(t, replyWith(http.StatusServiceUnavailable, map[string]string{"Retry-After": "7"}, replyEvent1))
 	h := startTaps(t, func(o *ingest.Options) { o.BotWebhookURL = up.URL })

@@ -4,8 +4,9 @@
 // State of its conversation in, zero or more Segment messages and the next
 // State out, with no I/O, no clock and no randomness, so that the same
 // input always gives byte-identical output. Runner is the adapter to NATS:
-// a durable pull consumer on CHATTAP_RAW that keeps each conversation's
+// a durable pull consumer on CHATTAP_RAW that splits each record into its
+// Observations (spec.ReadRaw), keeps each conversation's
 // State in the chattap_conversations KV bucket, publishes every message to
-// CHATTAP_EVENTS with its messageId as Nats-Msg-Id, and acks an Observation
-// only after all of its messages were stored.
+// CHATTAP_EVENTS with its messageId as Nats-Msg-Id, and acks a record only
+// after every message of every one of its Observations was stored.
 package mapper

@@ -67,7 +67,9 @@ func (o RunnerOptions) Validate() error {
 // message it yields was stored on CHATTAP_EVENTS and the conversation's
 // State was written; one it cannot map is acked and counted; a failure to
 // publish or to reach the bucket naks it with a delay that grows with
-// each delivery.
+// each delivery. A record of several events is split into its
+// Observations, and its message is settled once all of them are (see
+// recordShare).
 //
 // Under load a worker settles what has queued up for it as one batch:
 // one State read and one compare-and-set write per conversation, every

@@ -1,5 +1,6 @@
-// Package spec is the domain of chattap: the Observation that the taps
-// record, the Segment message that every sink receives, the Live Chat event
+// Package spec is the domain of chattap: the Record of one exchange that
+// the taps publish on CHATTAP_RAW and the Observations (one per event) it
+// is read as, the Segment message that every sink receives, the Live Chat event
 // names and property keys, the names of streams, subjects and buckets, the
 // tolerant readers of Userlike's wire formats, and the JSON Schemas of what
 // chattap publishes.

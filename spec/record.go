@@ -128,8 +128,8 @@ func (r *Record) Observations() []Observation {
 // ReadRaw reads a message stored on StreamRaw, of either version, into the
 // Observations the mapper maps: a version 1 message is one Observation, a
 // version 2 record one per event. Every Observation's Record is the id of
-// the message it came from. A message that is not one of the two, or a
-// record with no events, is an error.
+// the message it came from. A message that is not one of the two, has no
+// id, or is a record with no events, is an error.
 func ReadRaw(data []byte) ([]Observation, error) {
 	// Both versions share most field names, so one pass reads either.
 	var u struct {
@@ -144,15 +144,15 @@ func ReadRaw(data []byte) ([]Observation, error) {
 		return nil, fmt.Errorf("read raw record: %w", err)
 	}
 	r := &u.Record
+	if r.ID == "" {
+		return nil, errors.New("read raw record: no id")
+	}
 	switch r.V {
 	case ObservationVersion:
 		return []Observation{{V: r.V, ID: r.ID, Record: r.ID, Source: r.Source, Kind: r.Kind, ReceivedAt: r.ReceivedAt,
 			ConversationID: r.ConversationID, Exchange: u.Exchange, Index: u.Index, Status: r.Status, Error: u.Error,
 			Payload: u.Payload, PayloadRaw: u.PayloadRaw}}, nil
 	case RecordVersion:
-		if r.ID == "" {
-			return nil, errors.New("read record: no id")
-		}
 		if len(r.Events) == 0 {
 			return nil, fmt.Errorf("read record %s: no events", r.ID)
 		}

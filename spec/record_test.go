@@ -3,6 +3,7 @@ package spec_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -61,6 +62,7 @@ func TestReadRawRefuses(t *testing.T) {
 		"unknown version": `{"v":3,"id":"a"}`,
 		"no version":      `{"id":"a"}`,
 		"no events":       `{"v":2,"id":"a","source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","status":200,"events":[]}`,
+		"v1 without id":   `{"v":1,"source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","status":200}`,
 		"no id":           `{"v":2,"source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","status":200,"events":[{"source":"addon","kind":"x"}]}`,
 	} {
 		if _, err := spec.ReadRaw([]byte(doc)); err == nil {
@@ -123,4 +125,47 @@ func BenchmarkRecordAppendJSON(b *testing.B) {
 	for b.Loop() {
 		buf = rec.AppendJSON(buf[:0])
 	}
+}
+
+func ExampleReadRaw() {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	rec := spec.NewRecord("ex-1", at, 200, []*spec.Observation{
+		{Source: spec.SourceChatbotWebhook, Kind: "message", ConversationID: "chatbot::1:demo", Payload: []byte(`{"info":{"cid":"chatbot::1:demo"},"packet":{"name":"message"}}`)},
+		{Source: spec.SourceChatbotReply, Kind: "bubbles", ConversationID: "chatbot::1:demo", Payload: []byte(`{"packet":{"name":"bubbles"}}`)},
+	})
+	fmt.Println(rec.Subject())
+	obs, _ := spec.ReadRaw(rec.AppendJSON(nil))
+	for _, o := range obs {
+		fmt.Println(o.ID, o.Record, o.Source, o.Kind, o.Index)
+	}
+	// Output:
+	// chattap.raw.4.chatbot.webhook.message
+	// ex-1 ex-1 chatbot.webhook message 0
+	// ex-1-1 ex-1 chatbot.reply bubbles 1
+}
+
+// FuzzReadRaw checks that any bytes on CHATTAP_RAW are read without a
+// panic, the same way twice, and that what is read names its record.
+func FuzzReadRaw(f *testing.F) {
+	f.Add([]byte(`{"v":2,"id":"a","source":"addon","kind":"x","received_at":"2026-11-21T10:00:00Z","partition":3,"status":200,"events":[{"source":"addon","kind":"x","payload":{}}]}`))
+	f.Add([]byte(`{"v":1,"id":"o","source":"chatbot.reply","kind":"end","received_at":"2026-11-21T10:00:00Z","index":2,"status":502}`))
+	f.Add([]byte(`{"v":2,"id":"a","events":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obs, err := spec.ReadRaw(data)
+		again, err2 := spec.ReadRaw(data)
+		if (err == nil) != (err2 == nil) || !reflect.DeepEqual(obs, again) {
+			t.Fatal("not deterministic")
+		}
+		if err != nil {
+			return
+		}
+		if len(obs) == 0 {
+			t.Fatal("no error and no observation")
+		}
+		for i, o := range obs {
+			if o.Record == "" || (o.V == spec.RecordVersion && o.ID != spec.ObservationID(o.Record, i)) {
+				t.Fatalf("observation %d: id %q of record %q", i, o.ID, o.Record)
+			}
+		}
+	})
 }

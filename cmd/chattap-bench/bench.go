@@ -129,6 +129,7 @@ type chattapOptions struct {
 	ack        string
 	dataDir    string // "": a fresh one
 	natsListen bool   // expose the embedded NATS server, to read the state bucket
+	ingestOnly bool   // CHATTAP_ROLES=ingest: no events reach the receiver
 	env        []string
 }
 

@@ -17,12 +17,13 @@ const (
 	scBaseline = "baseline"
 	scAsync    = "async"
 	scSync     = "sync"
+	scIngest   = "ingest"
 	scE2E      = "e2e"
 	scConns    = "conns"
 	scState    = "state"
 )
 
-var allScenarios = []string{scDirect, scBaseline, scAsync, scSync, scE2E, scConns, scState}
+var allScenarios = []string{scDirect, scBaseline, scAsync, scSync, scIngest, scE2E, scConns, scState}
 
 // config is every flag of the bench.
 type config struct {
@@ -76,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.warmup, "warmup", 0, "unmeasured warm-up before each measurement (default 1s, -quick 500ms)")
 	fs.Int64Var(&c.requests, "n", 0, "if set, each throughput scenario sends this many requests instead of running for -d")
 	var rates string
-	fs.StringVar(&rates, "rates", "", "also measure direct, baseline, chattap and e2e at these fixed request rates (open loop, latency from when each request was due; default 200,1000, -quick 500); 0: do not")
+	fs.StringVar(&rates, "rates", "", "also measure direct, baseline, chattap and e2e at these fixed request rates (open loop, latency from when each request was due; default 200,500,1000, -quick 500); 0: do not")
 	fs.IntVar(&c.rounds, "rounds", 0, "rounds of the direct, baseline and chattap scenarios, each figure the median over them (default 3, -quick 1)")
 	fs.StringVar(&growth, "growth-conns", "1,16,64,256", "connection counts of the conns scenario")
 	fs.StringVar(&states, "states", "", "conversations in state of the state scenario (default 1000,100000; -quick 1000; 1000000 is possible but slow)")
@@ -139,7 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	if rates == "" {
-		rates = "200,1000"
+		rates = "200,500,1000"
 		if c.quick {
 			rates = "500"
 		}

@@ -61,8 +61,16 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 				continue
 			}
 			b.logf("chattap %s: client → chattap → bot, %d connections (round %d of %d)", mode, cfg.conns, round, cfg.rounds)
-			row, rows, err := b.chattapThroughput(ctx, "chattap "+mode, mode, mode, cfg.conns, cfg.rates)
+			row, rows, err := b.chattapThroughput(ctx, "chattap "+mode, mode, chattapOptions{ack: mode}, cfg.conns, cfg.rates)
 			note("chattap "+mode, err)
+			if err == nil {
+				t, f = append(t, row), append(f, rows...)
+			}
+		}
+		if cfg.has(scIngest) {
+			b.logf("chattap ingest (%s): CHATTAP_ROLES=ingest against a separate nats-server, %d connections (round %d of %d)", b.ack, cfg.conns, round, cfg.rounds)
+			row, rows, err := b.ingestThroughput(ctx)
+			note(scIngest, err)
 			if err == nil {
 				t, f = append(t, row), append(f, rows...)
 			}
@@ -94,7 +102,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	if cfg.has(scConns) {
 		for _, n := range cfg.growthConns {
 			b.logf("growth: chattap (%s), %d connections", b.ack, n)
-			row, _, err := b.chattapThroughput(ctx, fmt.Sprintf("growth: chattap %s", b.ack), fmt.Sprintf("conns-%d", n), b.ack, n, nil)
+			row, _, err := b.chattapThroughput(ctx, fmt.Sprintf("growth: chattap %s", b.ack), fmt.Sprintf("conns-%d", n), chattapOptions{ack: b.ack}, n, nil)
 			note(fmt.Sprintf("growth %d connections", n), err)
 			if err == nil {
 				rep.Growth = append(rep.Growth, row)
@@ -162,36 +170,66 @@ func (b *bench) baseline(ctx context.Context) (throughputRow, []throughputRow, e
 
 // chattapThroughput measures one fresh chattap: load, then the wait for
 // its events to reach the receiver (so the peak RSS includes working off
-// the backlog), then its peak RSS.
-func (b *bench) chattapThroughput(ctx context.Context, label, scenario, ack string, conns int, rates []float64) (throughputRow, []throughputRow, error) {
+// the backlog), then its peak RSS. A chattap that runs only the taps
+// (o.ingestOnly) makes no events, so nothing is waited for.
+func (b *bench) chattapThroughput(ctx context.Context, label, scenario string, o chattapOptions, conns int, rates []float64) (throughputRow, []throughputRow, error) {
 	b.recv.reset()
-	c, err := b.startChattap(ctx, "chattap-"+scenario, chattapOptions{ack: ack})
+	c, err := b.startChattap(ctx, "chattap-"+scenario, o)
 	if err != nil {
 		return throughputRow{}, nil, err
 	}
 	defer c.stop()
+	delivered := func(expected int64) string {
+		if o.ingestOnly {
+			return "no mapper: no events expected"
+		}
+		st := b.waitDelivered(ctx, int(expected), b.cfg.drainWait, 3*time.Second)
+		return fmt.Sprintf("events at receiver %d of %d", st.Distinct, expected)
+	}
 	var fixed []throughputRow
 	for _, rate := range rates {
 		res := b.loadAt(ctx, scenario+"-rate", c.url+"/userlike/webhook", rate)
-		st := b.waitDelivered(ctx, int(res.Expected), b.cfg.drainWait, 3*time.Second)
-		fixed = append(fixed, rowOf(atRate(label, rate), conns, ack, res, 0, fmt.Sprintf("events at receiver %d of %d", st.Distinct, res.Expected)))
+		fixed = append(fixed, rowOf(atRate(label, rate), conns, o.ack, res, 0, delivered(res.Expected)))
 		b.recv.reset()
 	}
+	cpu0, _ := c.cpu()
 	res := b.load(ctx, scenario, c.url+"/userlike/webhook", conns)
-	st := b.waitDelivered(ctx, int(res.Expected), b.cfg.drainWait, 3*time.Second)
+	notes := delivered(res.Expected)
+	if cpu1, err := c.cpu(); err == nil && res.Total > 0 {
+		// The CPU of the load and of working off its backlog, per request.
+		notes += fmt.Sprintf("; chattap CPU %.0f µs per exchange", float64((cpu1-cpu0).Microseconds())/float64(res.Total))
+	}
 	peak, _, err := c.memory()
 	if err != nil {
 		return throughputRow{}, nil, err
 	}
-	ctr := counters(ctx, c.url)
-	notes := fmt.Sprintf("events at receiver %d of %d%s", st.Distinct, res.Expected, recordNotes(ctr))
-	return rowOf(label, conns, ack, res, peak, notes), fixed, nil
+	notes += recordNotes(counters(ctx, c.url))
+	return rowOf(label, conns, o.ack, res, peak, notes), fixed, nil
+}
+
+// ingestThroughput is chattapThroughput for CHATTAP_ROLES=ingest against
+// a nats-server child built from the module chattap pins, started fresh
+// for it; the server's own memory is not in the row's peak RSS.
+func (b *bench) ingestThroughput(ctx context.Context) (throughputRow, []throughputRow, error) {
+	url, stop, err := b.startNatsServer(ctx)
+	if err != nil {
+		return throughputRow{}, nil, err
+	}
+	defer stop()
+	o := chattapOptions{ack: b.ack, ingestOnly: true, env: []string{"CHATTAP_ROLES=ingest", "CHATTAP_NATS_URL=" + url}}
+	return b.chattapThroughput(ctx, "chattap ingest", "ingest", o, b.cfg.conns, b.cfg.rates)
 }
 
 // recordNotes names what chattap counted as going wrong on the record
 // path, if anything.
 func recordNotes(ctr map[string]float64) string {
 	var out []string
+	if req := ctr["chattap_tap_requests_total"]; req > 0 {
+		// Before records, each event was its own message, counted as an
+		// Observation: so older builds can be compared too.
+		msgs := ctr["chattap_records_published_total"] + ctr["chattap_observations_published_total"]
+		out = append(out, fmt.Sprintf("CHATTAP_RAW messages per exchange %.2f", msgs/req))
+	}
 	for _, m := range []struct{ name, what string }{
 		{"chattap_records_dropped_total", "records dropped"},
 		{"chattap_tap_sync_ack_missed_total", "sync acks missed"},

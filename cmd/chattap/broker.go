@@ -47,6 +47,7 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*
 		log.Info("connected to NATS", "server", b.nc.ConnectedUrlRedacted(), "version", b.nc.ConnectedServerVersion())
 	} else {
 		o := broker.EmbeddedOptions{StoreDir: c.DataDir, Auth: c.NatsAuth}
+		o.SyncInterval, o.SyncAlways, _ = c.natsSync() // validated with the configuration
 		if serve {
 			o.Listen = c.NatsListen
 		}

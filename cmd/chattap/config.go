@@ -29,6 +29,7 @@ type config struct {
 	DataDir         string `env:"CHATTAP_DATA_DIR" envDefault:"./data" help:"JetStream store of the embedded server"`
 	NatsURL         string `env:"CHATTAP_NATS_URL" secret:"url" help:"empty: embedded server; else the URL(s) of an existing NATS cluster, comma-separated"`
 	NatsListen      string `env:"CHATTAP_NATS_LISTEN" help:"also expose the embedded server on this address for other processes; a non-loopback address needs CHATTAP_NATS_USER and CHATTAP_NATS_PASSWORD or CHATTAP_NATS_NKEY_SEED_FILE"`
+	NatsSync        string `env:"CHATTAP_NATS_SYNC" envDefault:"2m" help:"how often the embedded server fsyncs JetStream's files: a duration, or always (fsync before each acknowledgement); JetStream acknowledges once a message is in the page cache, so a machine crash (not a process crash) can lose what was acknowledged since the last fsync"`
 	NatsAuth        broker.Credentials
 	StreamReplicas  int           `env:"CHATTAP_STREAM_REPLICAS" envDefault:"1" help:"replicas of the streams and KV buckets when on a cluster"`
 	Roles           []string      `env:"CHATTAP_ROLES" envDefault:"ingest,mapper,sinks" help:"which stages this process runs (scale out by splitting them)"`
@@ -44,6 +45,7 @@ type config struct {
 	ShutdownTimeout time.Duration `env:"CHATTAP_SHUTDOWN_TIMEOUT" envDefault:"20s" help:"how long a graceful stop may take before what is left is abandoned (and redelivered later)"`
 	LogLevel        string        `env:"CHATTAP_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `env:"CHATTAP_LOG_FORMAT" envDefault:"text" help:"text or json"`
+	MemoryLimit     string        `env:"CHATTAP_MEMORY_LIMIT" envDefault:"96MiB" help:"the Go runtime's soft memory limit (the garbage collector works harder near it; the process never fails for it); off: none; GOMEMLIMIT, when set, wins"`
 	PprofAddr       string        `env:"CHATTAP_PPROF_ADDR" help:"serve Go's net/http/pprof profiles on this address (keep it on loopback); empty: off"`
 
 	Ingest       ingest.Options
@@ -129,6 +131,12 @@ func (c *config) validate() []error {
 			errs = append(errs, fmt.Errorf("%s: must be positive, is %s", d.env, d.v))
 		}
 	}
+	if _, _, err := c.natsSync(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.memoryLimit(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
 	}
@@ -144,6 +152,18 @@ func (c *config) validate() []error {
 		}
 	}
 	return errs
+}
+
+// natsSync reads CHATTAP_NATS_SYNC: always, or a positive duration.
+func (c *config) natsSync() (interval time.Duration, always bool, err error) {
+	if c.NatsSync == "always" {
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(c.NatsSync)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("CHATTAP_NATS_SYNC: must be always or a positive duration (2m, 1s), is %q", c.NatsSync)
+	}
+	return d, false, nil
 }
 
 func (c *config) streamOptions() broker.StreamOptions {

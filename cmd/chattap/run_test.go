@@ -229,12 +229,12 @@ func TestRestartKeepsTheStore(t *testing.T) {
 func TestInvalidConfigurationIsReportedAllAtOnce(t *testing.T) {
 	err := run(t.Context(), []string{"serve"}, []string{
 		"CHATTAP_STREAM_REPLICAS=seven", "CHATTAP_RETENTION=forever", "CHATTAP_ROLES=ingest,juggler",
-		"CHATTAP_BOT_WEBHOOK_URL=ftp://bot", "CHATTAP_TAP_ACK=maybe", "CHATTAP_LOG_LEVEL=loud",
+		"CHATTAP_BOT_WEBHOOK_URL=ftp://bot", "CHATTAP_TAP_ACK=maybe", "CHATTAP_LOG_LEVEL=loud", "CHATTAP_NATS_SYNC=sometimes", "CHATTAP_MEMORY_LIMIT=lots",
 	}, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("run accepted an invalid configuration")
 	}
-	for _, name := range []string{"CHATTAP_STREAM_REPLICAS", "CHATTAP_RETENTION", "CHATTAP_ROLES", "CHATTAP_BOT_WEBHOOK_URL", "CHATTAP_TAP_ACK", "CHATTAP_LOG_LEVEL"} {
+	for _, name := range []string{"CHATTAP_STREAM_REPLICAS", "CHATTAP_RETENTION", "CHATTAP_ROLES", "CHATTAP_BOT_WEBHOOK_URL", "CHATTAP_TAP_ACK", "CHATTAP_LOG_LEVEL", "CHATTAP_NATS_SYNC", "CHATTAP_MEMORY_LIMIT"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}

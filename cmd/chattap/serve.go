@@ -36,6 +36,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	for _, err := range unsafe {
 		log.Warn("starting unprotected, as CHATTAP_ALLOW_UNAUTHENTICATED=true allows", "problem", strings.SplitN(err.Error(), ". ", 2)[0])
 	}
+	defer applyMemoryLimit(c, environ, log)()
 	b, err := openBroker(ctx, c, log, true)
 	if err != nil {
 		return err
