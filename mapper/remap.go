@@ -133,10 +133,12 @@ type remapped struct {
 // consumers, so no durable consumer (the mapper's, the sinks') moves.
 //
 // Cost: it reads CHATTAP_RAW from its first record to the end of the range
-// (a conversation's first record may be anywhere in the retention), and
-// the headers of every event on CHATTAP_EVENTS stored since the first
-// record of the conversations mapped. It holds the selected records'
-// events in memory, and the conversations' States while it reads.
+// (a conversation's first record may be anywhere in the retention), once
+// more when a selected conversation's contact has others (see
+// mapSelection), and the headers of every event on CHATTAP_EVENTS stored
+// since the first record of the conversations mapped. It holds the
+// selected records' events in memory, and the conversations' States and
+// contacts while it reads.
 func Remap(ctx context.Context, js jetstream.JetStream, m *Mapper, set spec.Settings, r RemapRange, o RemapOptions) (RemapResult, error) {
 	res := RemapResult{DryRun: o.DryRun}
 	if err := r.Validate(); err != nil {
