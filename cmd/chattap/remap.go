@@ -24,12 +24,11 @@ It reads CHATTAP_RAW from its start to the end of the range and the headers of
 CHATTAP_EVENTS since the first record of the conversations it maps. The summary
 (records, events produced, already on CHATTAP_EVENTS, published) goes to stderr.
 
-Examples:
-  chattap remap --since 24h --dry-run | jq -c '[.event, .messageId]'
-  chattap remap --since 24h
-  chattap remap --from 2026-11-21T00:00:00Z --to 2026-11-22T00:00:00Z
-  chattap remap --from-seq 1200 --to-seq 1300
-  chattap remap --conversation 'chatbot::258:a56785fb6fb84edd890905913b0c0821'`
+Other ranges:
+  chattap remap -since 24h
+  chattap remap -from 2026-11-21T00:00:00Z -to 2026-11-22T00:00:00Z
+  chattap remap -from-seq 1200 -to-seq 1300
+  chattap remap -conversation 'chatbot::258:a56785fb6fb84edd890905913b0c0821'`
 
 func runRemap(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("remap", remapSummary, stderr)
@@ -55,13 +54,8 @@ func runRemap(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 			return fmt.Errorf("-to: %w", err)
 		}
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("remap: unexpected argument %q", fs.Arg(0))
-	}
 	if err := r.Validate(); err != nil {
-		fs.Usage()
-		return err
+		return fmt.Errorf("%w (see `chattap remap -h`)", err)
 	}
 	c, b, log, closeBroker, err := tool(ctx, environ, stderr)
 	if err != nil {

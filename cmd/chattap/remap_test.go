@@ -259,10 +259,13 @@ func TestRemapDeliversAConversationRecordedWhileOff(t *testing.T) {
 }
 
 func TestRemapRefusesAnEmptyRange(t *testing.T) {
+	err := run(t.Context(), []string{"remap"}, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "since") || !strings.Contains(err.Error(), "chattap remap -h") {
+		t.Errorf("remap without a range: %v, want an error that says what to give and where to look", err)
+	}
 	var stderr bytes.Buffer
-	err := run(t.Context(), []string{"remap"}, nil, io.Discard, &stderr)
-	if err == nil || !strings.Contains(stderr.String(), "chattap remap --since 24h") {
-		t.Errorf("remap without a range: %v\n%s", err, stderr.String())
+	if err := run(t.Context(), []string{"remap", "-h"}, nil, io.Discard, &stderr); err != nil || !strings.Contains(stderr.String(), "-dry-run") || !strings.Contains(stderr.String(), "chattap remap -from-seq 1200") {
+		t.Errorf("remap -h: %v\n%s", err, stderr.String())
 	}
 	if err := run(t.Context(), []string{"remap", "--since", "1h", "--from-seq", "3"}, nil, io.Discard, io.Discard); err == nil {
 		t.Error("remap with two starts was accepted")

@@ -40,6 +40,7 @@ var examples = map[string]string{
 	"serve":      "CHATTAP_BOT_WEBHOOK_URL=http://127.0.0.1:3000/webhook chattap serve",
 	"tail":       "chattap tail -since 10m -conversation chatbot::258:a567",
 	"replay":     "chattap replay -sink segment -since 2h",
+	"remap":      "chattap remap -since 24h -dry-run",
 	"dlq":        "chattap dlq list -sink segment",
 	"dlq list":   "chattap dlq list -sink segment",
 	"dlq replay": "chattap dlq replay -sink segment -all",
