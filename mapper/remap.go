@@ -525,38 +525,6 @@ func publishRemapped(ctx context.Context, js jetstream.JetStream, events []remap
 	return nil
 }
 
-// liveMapper is how far the live mapper has got on CHATTAP_RAW: the ack
-// floor of its durable consumer, if it exists. Remap selects no record
-// beyond it: one the live mapper has yet to map would be published by
-// both, and the stream's duplicate window would drop the second copy only
-// if the live mapper got there within minutes. Reading a consumer's info
-// moves nothing. (Records acked beyond the floor wait for a later remap.)
-type liveMapper struct {
-	running bool
-	floor   uint64
-}
-
-func readLiveMapper(ctx context.Context, js jetstream.JetStream) (liveMapper, error) {
-	c, err := js.Consumer(ctx, spec.StreamRaw, spec.ConsumerMapper)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return liveMapper{}, nil
-	}
-	if err != nil {
-		return liveMapper{}, fmt.Errorf("live mapper consumer: %w", err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return liveMapper{}, fmt.Errorf("live mapper consumer: %w", err)
-	}
-	return liveMapper{running: true, floor: info.AckFloor.Stream}, nil
-}
-
-// past reports whether the live mapper is done with the record at seq,
-// stored on subject; with no live mapper, every record is.
-func (l liveMapper) past(_ string, seq uint64) bool {
-	return !l.running || seq <= l.floor
-}
-
 // bounds is what a stream holds when a remap begins.
 type bounds struct {
 	Msgs, FirstSeq, LastSeq uint64

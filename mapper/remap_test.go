@@ -289,7 +289,7 @@ func TestRemapConversationAndDryRun(t *testing.T) {
 func TestRemapLeavesWhatTheLiveMapperHasNotReached(t *testing.T) {
 	s := brokertest.Start(t)
 	publishRaw(t, s.JS, flatten(twoConversations()), nil)
-	if _, err := s.JS.CreateOrUpdateConsumer(t.Context(), spec.StreamRaw, mapper.RunnerOptions{}.ConsumerConfig()); err != nil {
+	if _, err := s.JS.CreateOrUpdateConsumer(t.Context(), spec.StreamRaw, jetstream.ConsumerConfig{Durable: spec.ConsumerMapper, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{FromSeq: 1}, mapper.RemapOptions{})
@@ -373,6 +373,53 @@ func TestRemapIsTheLiveMappingRecordingOn(t *testing.T) {
 	}
 	if identifies != 1 {
 		t.Errorf("%d identifies for one contact in two conversations, want 1", identifies)
+	}
+}
+
+// TestRemapFollowsTheLiveMappersPartitionConsumers gives CHATTAP_RAW the
+// consumers of a mapper that maps by partition: a retired "mapper" that
+// acked nothing, a partition's that reads none of these records, and the
+// legacy one, which acked the first four. Remap selects those four.
+func TestRemapFollowsTheLiveMappersPartitionConsumers(t *testing.T) {
+	s := brokertest.Start(t)
+	obs := flatten(twoConversations())
+	publishRaw(t, s.JS, obs, nil)
+	declare := func(name string, filters []string) jetstream.Consumer {
+		t.Helper()
+		c, err := s.JS.CreateOrUpdateConsumer(t.Context(), spec.StreamRaw, jetstream.ConsumerConfig{Durable: name, FilterSubjects: filters, AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	declare(spec.ConsumerMapper, nil)
+	declare(spec.ConsumerMapper+"-00", []string{spec.RawPartitionFilter(0)})
+	legacy := declare(spec.ConsumerMapper+"-legacy", spec.RawLegacyFilters)
+	batch, err := legacy.Fetch(4, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for msg := range batch.Messages() {
+		if err := msg.DoubleAck(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		acked++
+	}
+	if acked != 4 {
+		t.Fatalf("acked %d records, want 4", acked)
+	}
+	res, err := mapper.Remap(t.Context(), s.JS, newMapper(t), spec.DefaultSettings, mapper.RemapRange{FromSeq: 1}, mapper.RemapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RecordsInRange != 4 || res.LeftToLiveMapper != len(obs)-4 || res.Conversations != 2 {
+		res.Events = nil
+		t.Errorf("remap: %+v, want the 4 records the legacy consumer acked, %d left to it", res, len(obs)-4)
+	}
+	want := mapAll(t, obs[:4])
+	if got := idsOnEvents(t, s.JS); !slices.Equal(got, want) {
+		t.Errorf("published %v, want %v", got, want)
 	}
 }
 
