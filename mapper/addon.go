@@ -167,6 +167,10 @@ func (c *conv) live(e *spec.AddonEvent, fromContact bool) {
 	if body == "" {
 		return
 	}
+	if c.st.Ended && c.seen(fromContact, body) {
+		// A live event that arrives after the transcript that held it.
+		return
+	}
 	c.when = ts
 	c.message(slotEvent, fromContact, body, e.LiveMessageID(), ts)
 }

@@ -109,10 +109,12 @@ func TestRunnerReadsStateWrittenElsewhere(t *testing.T) {
 }
 
 // TestTwoRunnersInterleaveOnFewConversations gives two replicas a backlog
-// of few conversations with many Observations each, so that both take
-// Observations of the same conversation at the same time and lose
-// compare-and-set races. Whatever the interleaving, every message must be
-// on CHATTAP_EVENTS exactly once and every conversation started once.
+// of few conversations with many Observations each, in short batches.
+// Before partitions were pinned both took Observations of the same
+// conversation at once and lost compare-and-set races; now one replica
+// owns each partition, so there must be no race at all, and every message
+// must be on CHATTAP_EVENTS exactly once and every conversation started
+// once.
 func TestTwoRunnersInterleaveOnFewConversations(t *testing.T) {
 	s := brokertest.Start(t)
 	const conversations, perConversation = 3, 80
@@ -145,7 +147,7 @@ func TestTwoRunnersInterleaveOnFewConversations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.JS.PublishAsync(o.Subject(), b, jetstream.WithMsgID(o.ID)); err != nil {
+		if _, err := s.JS.PublishAsync(rawSubject(o), b, jetstream.WithMsgID(o.ID)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -206,8 +208,11 @@ func TestTwoRunnersInterleaveOnFewConversations(t *testing.T) {
 		mapped += reg.Gather("chattap_mapper_observations_total", map[string]string{"result": metrics.MapperMapped})
 	}
 	t.Logf("%v compare-and-set conflicts, %v observations mapped", conflicts, mapped)
-	if conflicts == 0 {
-		t.Error("no compare-and-set conflict: the replicas never raced, so this test proved nothing")
+	if conflicts != 0 {
+		t.Errorf("%v compare-and-set conflicts: two replicas mapped one partition at once", conflicts)
+	}
+	if mapped != conversations*perConversation {
+		t.Errorf("%v observations mapped, want %d", mapped, conversations*perConversation)
 	}
 }
 

@@ -45,7 +45,11 @@ func (c *conv) channel() error {
 		if ends {
 			return nil
 		}
-		c.restart()
+		// A message from before the end that arrives after it belongs to
+		// the conversation that ended: a late record never opens a new one.
+		if c.st.EndedAt.IsZero() || ts.After(c.st.EndedAt) {
+			c.restart()
+		}
 	}
 	if inbound {
 		c.setAgent(Agent{}, true)

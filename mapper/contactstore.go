@@ -99,7 +99,8 @@ func (stored Contact) over(ct Contact) Contact {
 // order (two conversations of one contact in a batch announce news once),
 // and written once the batch's messages are stored. This is the whole of
 // the runner's part in keeping contacts; the runner calls apply instead
-// of Mapper.apply, and commit after its publishes and state writes.
+// of Mapper.apply, and commit after its publishes, before its state
+// writes.
 type contactBatch struct {
 	store   contactStore
 	ctx     context.Context
@@ -142,7 +143,7 @@ func (b *contactBatch) apply(m *Mapper, g *group, obs *spec.Observation, st Stat
 }
 
 // commit stores the Contacts that changed, where every group that
-// changed one had its messages and state stored: a Contact that
+// changed one had its messages stored, and forgets them: a Contact that
 // remembered an identify not published would keep it from ever being
 // sent. A write skipped or failed (the caller logs it) can make a later
 // identify repeat news, never lose one.
@@ -155,6 +156,7 @@ func (b *contactBatch) commit(ctx context.Context) error {
 		if err := b.store.put(ctx, b.read[key]); err != nil {
 			errs = append(errs, err)
 		}
+		delete(b.pending, key)
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package mapper
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,13 +52,31 @@ func (c *conv) emit(msg spec.Message) {
 }
 
 // conversationID is the conversation_id property: the Observation's, with
-// a generation suffix once a channel conversation has begun again.
+// the instance suffix of a Custom Channel conversation (States written
+// before instances keep their generation suffix, or none).
 func (c *conv) conversationID() string {
-	if c.st.Generation == 0 {
+	switch {
+	case c.st.Instance != "":
+		return c.obs.ConversationID + "#" + c.st.Instance
+	case c.st.Generation == 0:
 		return c.obs.ConversationID
 	}
 	return c.obs.ConversationID + "#" + strconv.Itoa(c.st.Generation+1)
 }
+
+// instanceLen is how much of a hash names a channel conversation
+// instance: 48 bits, unique enough among one contact's conversations.
+const instanceLen = 12
+
+// channelFamily reports whether the conversation is named by its contact
+// (Custom Channel) rather than by a session id.
+func (c *conv) channelFamily() bool {
+	return c.obs.Source == spec.SourceChannelInbound || c.obs.Source == spec.SourceChannelOutbound
+}
+
+// late reports whether the Observation is older than what the State has
+// already applied.
+func (c *conv) late() bool { return c.obs.ReceivedAt.Before(c.st.LastAt) }
 
 // Slots of the outputs of one Observation. A messageId is the Observation
 // id plus its slot, so it does not depend on which other outputs the State
@@ -204,10 +223,18 @@ func (c *conv) track(event, messageID string, ts time.Time, props map[string]any
 // the operator who took the chat where a payload named them.
 func (c *conv) begin(ts time.Time) {
 	if c.st.Started {
+		if ts.Before(c.st.StartedAt) {
+			// A late record: the conversation began earlier than the
+			// first one applied said, which durations are counted from.
+			c.st.StartedAt, c.changed = ts.UTC(), true
+		}
 		return
 	}
 	if !c.startAt.IsZero() && c.startAt.Before(ts) {
 		ts = c.startAt
+	}
+	if c.channelFamily() && c.st.Instance == "" {
+		c.st.Instance = shortHash(c.obs.ID)[:instanceLen]
 	}
 	c.st.Started, c.st.StartedAt, c.changed = true, ts.UTC(), true
 	agent := c.agent
@@ -227,6 +254,8 @@ func (c *conv) restart() {
 	c.st = State{
 		ConversationID: keep.ConversationID,
 		Generation:     keep.Generation + 1,
+		Seq:            keep.Seq,
+		LastAt:         keep.LastAt,
 		AnonymousID:    keep.AnonymousID,
 		UserID:         keep.UserID,
 		Traits:         keep.Traits,
@@ -235,6 +264,12 @@ func (c *conv) restart() {
 		Applied:        keep.Applied,
 	}
 	c.changed = true
+}
+
+// seen reports whether a message with this direction and body was
+// emitted already in this conversation.
+func (c *conv) seen(fromContact bool, body string) bool {
+	return slices.Contains(c.st.Seen, messageHash(c.obs.ConversationID, fromContact, body))
 }
 
 // message emits Message Sent (from the contact) or Received (to the
@@ -278,7 +313,7 @@ func (c *conv) end(ts time.Time, dur time.Duration, extra map[string]any) {
 	if dur >= 0 {
 		props[spec.PropConversationDuration] = int64(dur / time.Second)
 	}
-	c.st.Ended, c.changed = true, true
+	c.st.Ended, c.st.EndedAt, c.changed = true, ts.UTC(), true
 	c.track(spec.EventConversationEnded, c.onceID("ended"), ts, props)
 }
 

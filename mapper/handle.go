@@ -21,11 +21,11 @@ import (
 // and tried later.
 const maxConflicts = 16
 
-// Nak delays: the first retry soon, then doubling up to a ceiling that
+// Retry delays: the first retry soon, then doubling up to a ceiling that
 // still lets a broken CHATTAP_EVENTS recover without a flood of retries.
 const (
-	nakBase = 250 * time.Millisecond
-	nakMax  = 30 * time.Second
+	retryBase = 250 * time.Millisecond
+	retryMax  = 30 * time.Second
 )
 
 // task is one Observation of a batch and what became of it.
@@ -41,6 +41,15 @@ type task struct {
 	err error
 }
 
+// ordered reports whether the task's stream sequence orders it among its
+// conversation's records: those of a partition are applied in stream
+// order; the legacy subjects' are not, nor an event of a record filed
+// under another conversation's partition (a reply that names another
+// conversation). The Observations of one record share its sequence.
+func (t *task) ordered() bool {
+	return t.lane != nil && t.lane.partition >= 0 && t.seq > 0 && spec.Partition(t.obs.ConversationID) == t.lane.partition
+}
+
 // group is the Observations of one conversation taken in one batch, in
 // stream order. They share one state read and one state write.
 type group struct {
@@ -52,46 +61,130 @@ type group struct {
 	rev          uint64
 	next         State
 	changed      bool
-	// err naks the whole group: reading state, publishing or writing
-	// state failed, so nothing of it may be acked.
+	// err holds the whole group for a retry: reading state, publishing or
+	// writing state failed, so nothing of it may be acked.
 	err           error
 	publishFailed bool
 }
 
 // handleBatch maps a worker's batch of Observations and settles each: ack
 // when it is done with (mapped, empty, duplicate, unmappable, recording
-// off), nak with a delay when publishing or the bucket failed.
+// off). A conversation whose publish or State failed is retried in place,
+// with a growing delay, holding this worker (and so every later
+// Observation of that conversation) until it succeeds, the partition is
+// taken over by another replica, or the runner stops; a nak would let the
+// conversation's later records be mapped first.
 //
 // The Observations of one conversation in the batch are mapped one after
 // the other on one State read; every message of the batch is published at
 // once and waited for; then each changed State is written with
 // compare-and-set, all at once; only then is anything acked.
 func (r *Runner) handleBatch(jobs []job, cache *stateCache) {
-	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
-	defer cancel()
-	tasks := make([]task, len(jobs))
+	tasks := make([]task, 0, len(jobs))
 	for i := range jobs {
-		tasks[i].job = jobs[i]
+		// A job taken before its partition changed hands is the new
+		// owner's: it replays it.
+		if jobs[i].lane.owns(jobs[i].epoch) {
+			tasks = append(tasks, task{job: jobs[i]})
+		}
 	}
 	groups := groupByConversation(tasks)
-	if set := r.settings(); set.RecordLiveChatEvents {
-		// Contacts hook (contactstore.go): the batch's contacts are read
-		// as its Observations are mapped and written after them.
-		contacts := newContactBatch(ctx, r.store.kv)
-		r.process(ctx, groups, set, cache, contacts)
-		if err := contacts.commit(ctx); err != nil {
-			r.log.Warn("mapper: contact state not written; a later identify may repeat it", "err", err)
+	for attempt := 1; len(groups) > 0; attempt++ {
+		ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
+		if set := r.settings(); set.RecordLiveChatEvents {
+			// Contacts hook (contactstore.go): the batch's contacts are
+			// read as its Observations are mapped and written after them.
+			contacts := newContactBatch(ctx, r.store.kv)
+			r.process(ctx, groups, set, cache, contacts)
+		} else {
+			for _, g := range groups {
+				g.err = nil
+				for _, t := range g.tasks {
+					t.result = metrics.MapperRecordOff
+				}
+			}
 		}
-	} else {
-		for i := range tasks {
-			tasks[i].result = metrics.MapperRecordOff
+		cancel()
+		var failed []*group
+		for _, g := range groups {
+			if g.err != nil && r.work.Err() == nil {
+				failed = append(failed, g)
+				continue
+			}
+			for _, t := range g.tasks {
+				r.settle(g, t)
+			}
 		}
+		groups = r.hold(failed, attempt)
 	}
-	for _, g := range groups {
+}
+
+// hold waits before a failed attempt is retried, keeping its
+// Observations' ack deadlines alive, and returns the groups still this
+// replica's to retry: none once the runner stops; without the tasks of a
+// partition another replica has taken over meanwhile.
+func (r *Runner) hold(failed []*group, attempt int) []*group {
+	if len(failed) == 0 {
+		return nil
+	}
+	delay := backoff(attempt)
+	for _, g := range failed {
+		if g.publishFailed {
+			r.metrics.PublishFailed()
+		}
 		for _, t := range g.tasks {
-			r.settle(g, t)
+			r.metrics.Observation(sourceLabel(t.obs.Source), metrics.MapperRetry, time.Since(t.taken))
+		}
+		r.log.Warn("mapper: conversation held, retrying in place", "conversation_key", StateKey(g.conversation), "observations", len(g.tasks), "attempt", attempt, "retry_in", delay, "err", g.err)
+	}
+	keepAlive := func() {
+		for _, g := range failed {
+			for _, t := range g.tasks {
+				if !t.replay {
+					_ = t.msg.InProgress()
+				}
+			}
 		}
 	}
+	keepAlive()
+	wake := time.NewTimer(delay)
+	defer wake.Stop()
+	tick := time.NewTicker(max(r.o.AckWait/3, time.Second))
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-wake.C:
+			break wait
+		case <-tick.C:
+			keepAlive()
+		case <-r.work.Done():
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
+	defer cancel()
+	owned := map[*lane]bool{}
+	var out []*group
+	for _, g := range failed {
+		kept := g.tasks[:0]
+		for _, t := range g.tasks {
+			own, known := owned[t.lane]
+			if !known {
+				own = r.stillOwns(ctx, t.lane, t.epoch)
+				owned[t.lane] = own
+			}
+			if own {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		g.tasks, g.err, g.publishFailed = kept, nil, false
+		out = append(out, g)
+	}
+	return out
 }
 
 func groupByConversation(tasks []task) []*group {
@@ -128,6 +221,16 @@ func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings
 			r.mapGroup(g, set, contacts)
 		}
 		r.publish(ctx, pending)
+		// Contacts before conversations: once a conversation's State is
+		// written its records are never mapped again, so a Contact still
+		// unwritten then would make the next record repeat the identify
+		// (a crash between the two did, in TestKilledMidBacklogAndRestarted).
+		// Written first, a crash before the State makes the replay map the
+		// record on a Contact that already knows what its identify said,
+		// and the identify it published stays the only one.
+		if err := contacts.commit(ctx); err != nil {
+			r.log.Warn("mapper: contact state not written; a later identify may repeat it", "err", err)
+		}
 		conflicted := r.write(ctx, pending, attempt, cache)
 		if len(conflicted) > 0 && attempt >= maxConflicts {
 			for _, g := range conflicted {
@@ -177,7 +280,7 @@ func (r *Runner) mapGroup(g *group, set spec.Settings, contacts *contactBatch) {
 		if g.err != nil {
 			continue
 		}
-		if g.conversation != "" && cur.HasApplied(t.obs.ID) {
+		if g.conversation != "" && (cur.HasApplied(t.obs.ID) || t.ordered() && t.seq < cur.Seq) {
 			t.result = metrics.MapperDuplicate
 			continue
 		}
@@ -193,6 +296,9 @@ func (r *Runner) mapGroup(g *group, set spec.Settings, contacts *contactBatch) {
 		}
 		t.out, t.result = out, resultOf(out)
 		if changed {
+			if t.ordered() {
+				next.Seq = t.seq
+			}
 			cur, g.changed = next, true
 		}
 	}
@@ -228,50 +334,69 @@ func resultOf(out []spec.Message) string {
 // publish stores every message of the groups on CHATTAP_EVENTS, with its
 // messageId as Nats-Msg-Id and the id of the record it came from (the
 // exchange id of a version 2 record, the Observation's own of a version 1
-// one) as spec.HeaderRecord,
-// and returns once each is acknowledged or
-// failed; a group with a failed message gets its err. The publishes are
-// asynchronous so that a batch's messages travel together.
+// one) as spec.HeaderRecord, and returns once each is acknowledged or
+// failed; a group with a failed message gets its err. A conversation's
+// messages go in waves: its next message is published only once the one
+// before it is stored, so a failure never leaves a later event of a
+// conversation on the stream ahead of an earlier one. The messages of
+// different conversations travel together in each wave, and most groups
+// of a batch are a message or two.
 func (r *Runner) publish(ctx context.Context, groups []*group) {
+	type out struct {
+		msg    *spec.Message
+		data   []byte
+		record string
+	}
 	type sent struct {
 		g   *group
 		msg *spec.Message
 		f   jetstream.PubAckFuture
 	}
-	var futures []sent
-	for _, g := range groups {
+	queued := make([][]out, len(groups))
+	waves := 0
+	for gi, g := range groups {
 		if g.err != nil {
 			continue
 		}
-	tasks:
 		for _, t := range g.tasks {
 			for i := range t.out {
-				m := &t.out[i]
-				msg := &nats.Msg{Subject: spec.EventSubject(m), Data: t.data[i], Header: nats.Header{spec.HeaderRecord: []string{cmp.Or(t.obs.Record, t.obs.ID)}}}
-				f, err := r.pub.PublishMsgAsync(msg, jetstream.WithMsgID(m.MessageID))
-				if err != nil {
-					g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
-					break tasks
+				queued[gi] = append(queued[gi], out{msg: &t.out[i], data: t.data[i], record: cmp.Or(t.obs.Record, t.obs.ID)})
+			}
+		}
+		waves = max(waves, len(queued[gi]))
+	}
+	fail := func(g *group, m *spec.Message, err error) {
+		if g.err == nil {
+			g.err, g.publishFailed = fmt.Errorf("publish %s: %w", m.MessageID, err), true
+		}
+	}
+	futures := make([]sent, 0, len(groups))
+	for wave := range waves {
+		futures = futures[:0]
+		for gi, g := range groups {
+			if g.err != nil || wave >= len(queued[gi]) {
+				continue
+			}
+			o := queued[gi][wave]
+			msg := &nats.Msg{Subject: spec.EventSubject(o.msg), Data: o.data, Header: nats.Header{spec.HeaderRecord: []string{o.record}}}
+			f, err := r.pub.PublishMsgAsync(msg, jetstream.WithMsgID(o.msg.MessageID))
+			if err != nil {
+				fail(g, o.msg, err)
+				continue
+			}
+			futures = append(futures, sent{g: g, msg: o.msg, f: f})
+		}
+		for _, s := range futures {
+			select {
+			case ack := <-s.f.Ok():
+				if !ack.Duplicate {
+					r.metrics.Published(eventLabel(s.msg))
 				}
-				futures = append(futures, sent{g: g, msg: m, f: f})
+			case err := <-s.f.Err():
+				fail(s.g, s.msg, err)
+			case <-ctx.Done():
+				fail(s.g, s.msg, ctx.Err())
 			}
-		}
-	}
-	fail := func(s sent, err error) {
-		if s.g.err == nil {
-			s.g.err, s.g.publishFailed = fmt.Errorf("publish %s: %w", s.msg.MessageID, err), true
-		}
-	}
-	for _, s := range futures {
-		select {
-		case ack := <-s.f.Ok():
-			if !ack.Duplicate {
-				r.metrics.Published(eventLabel(s.msg))
-			}
-		case err := <-s.f.Err():
-			fail(s, err)
-		case <-ctx.Done():
-			fail(s, ctx.Err())
 		}
 	}
 }
@@ -344,26 +469,24 @@ func (r *Runner) write(ctx context.Context, groups []*group, attempt int, cache 
 	return conflicted
 }
 
-// settle acks or naks one Observation, after counting it, so whoever sees
-// the ack sees the count.
+// settle acks one Observation, after counting it, so whoever sees the ack
+// sees the count. A replayed copy has nothing to ack: the original is
+// acked, as a duplicate, when it is delivered again. An Observation whose
+// group failed is left unacked (the runner is stopping): the partition's
+// next owner replays it.
 func (r *Runner) settle(g *group, t *task) {
 	obs := t.obs
 	switch {
 	case errors.Is(t.err, ErrUnmappable):
 		r.log.Warn("mapper: observation is unmappable, acked", "observation", obs.ID, "source", obs.Source, "kind", obs.Kind, "err", t.err)
 		r.metrics.Observation(sourceLabel(obs.Source), metrics.MapperUnmappable, time.Since(t.taken))
-		r.ack(t.msg)
 	case g.err != nil || t.err != nil:
-		err := cmp.Or(g.err, t.err)
-		if g.publishFailed {
-			r.metrics.PublishFailed()
-		}
-		delay := nakDelay(t.msg)
-		r.log.Warn("mapper: observation naked", "observation", obs.ID, "source", obs.Source, "kind", obs.Kind, "retry_in", delay, "err", err)
-		r.metrics.Observation(sourceLabel(obs.Source), metrics.MapperRetry, time.Since(t.taken))
-		_ = t.msg.NakWithDelay(delay)
+		r.log.Info("mapper: stopping, observation left unacked for the next owner", "observation", obs.ID, "err", cmp.Or(g.err, t.err))
+		return
 	default:
 		r.metrics.Observation(sourceLabel(obs.Source), t.result, time.Since(t.taken))
+	}
+	if !t.replay {
 		r.ack(t.msg)
 	}
 }
@@ -376,16 +499,12 @@ func (r *Runner) ack(msg acker) {
 	}
 }
 
-// nakDelay grows with the deliveries so far: 250ms, 500ms, 1s … 30s.
-func nakDelay(msg acker) time.Duration {
-	n := uint64(1)
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
-		n = md.NumDelivered
+// backoff is the delay before retry attempt+1: 250ms, 500ms, 1s … 30s.
+func backoff(attempt int) time.Duration {
+	if attempt > 8 {
+		return retryMax
 	}
-	if n > 8 {
-		return nakMax
-	}
-	return min(nakBase<<(n-1), nakMax)
+	return min(retryBase<<(attempt-1), retryMax)
 }
 
 // sourceLabel keeps the metric's label set small whatever the wire says.

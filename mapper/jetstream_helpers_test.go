@@ -36,9 +36,25 @@ func startRunner(t *testing.T, js jetstream.JetStream, settings func() spec.Sett
 	return r, reg
 }
 
-// publishRaw stores observations on CHATTAP_RAW as ingest does, with
-// their id as Nats-Msg-Id unless msgID says otherwise.
-func publishRaw(t *testing.T, js jetstream.JetStream, obs []*spec.Observation, msgID func(*spec.Observation) string) {
+// publishRaw stores observations on CHATTAP_RAW as ingest does, on their
+// conversation's partition, with their id as Nats-Msg-Id unless msgID
+// says otherwise.
+func publishRaw(t testing.TB, js jetstream.JetStream, obs []*spec.Observation, msgID func(*spec.Observation) string) {
+	t.Helper()
+	publishOn(t, js, obs, msgID, rawSubject)
+}
+
+// rawSubject is the subject ingest publishes an Observation on.
+func rawSubject(o *spec.Observation) string {
+	key := o.ConversationID
+	if key == "" {
+		key = o.ID
+	}
+	return spec.RawPartitionSubject(spec.Partition(key), o.Source, o.Kind)
+}
+
+// publishOn is publishRaw on the subjects subject chooses.
+func publishOn(t testing.TB, js jetstream.JetStream, obs []*spec.Observation, msgID func(*spec.Observation) string, subject func(*spec.Observation) string) {
 	t.Helper()
 	for _, o := range obs {
 		b, err := json.Marshal(o)
@@ -49,40 +65,54 @@ func publishRaw(t *testing.T, js jetstream.JetStream, obs []*spec.Observation, m
 		if msgID != nil {
 			id = msgID(o)
 		}
-		if _, err := js.Publish(t.Context(), o.Subject(), b, jetstream.WithMsgID(id)); err != nil {
+		if _, err := js.Publish(t.Context(), subject(o), b, jetstream.WithMsgID(id)); err != nil {
 			t.Fatalf("publish %s: %v", o.ID, err)
 		}
 	}
 }
 
-// waitMapped waits until the mapper consumer has acked everything on
-// CHATTAP_RAW. It compares the ack floor with the stream's last sequence:
-// the consumer's pending count is updated asynchronously by the server and
-// may read 0 just after a publish.
-func waitMapped(t *testing.T, js jetstream.JetStream) {
+// waitMapped waits until the mapper's consumers have acked everything on
+// CHATTAP_RAW.
+func waitMapped(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := js.Stream(t.Context(), spec.StreamRaw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		si, err := st.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := js.Consumer(t.Context(), spec.StreamRaw, spec.ConsumerMapper)
-		if err == nil {
-			info, err := c.Info(t.Context())
-			if err == nil && info.AckFloor.Stream >= si.State.LastSeq && info.NumAckPending == 0 {
-				return
-			}
-		}
+	deadline := time.Now().Add(20 * time.Second)
+	for !allMapped(t, js) {
 		if time.Now().After(deadline) {
-			t.Fatal("mapper did not finish in 15s")
+			t.Fatal("mapper did not finish in 20s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// allMapped reports whether every lane consumer has acked all it has. It
+// compares the highest ack floor with the stream's last sequence (that
+// lane then acked everything), and wants nothing pending or unacked on
+// the others: a consumer's pending count is updated asynchronously by the
+// server and may read 0 just after a publish, but not for a record stored
+// before one already acked.
+func allMapped(t testing.TB, js jetstream.JetStream) bool {
+	t.Helper()
+	st, err := js.Stream(t.Context(), spec.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var floor uint64
+	for _, cfg := range (mapper.RunnerOptions{}).Lanes() {
+		c, err := js.Consumer(t.Context(), spec.StreamRaw, cfg.Durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		if err != nil || info.NumAckPending > 0 || info.NumPending > 0 {
+			return false
+		}
+		floor = max(floor, info.AckFloor.Stream)
+	}
+	return floor >= si.State.LastSeq
 }
 
 // eventsOnStream returns every message on CHATTAP_EVENTS, in stream order.
@@ -132,11 +162,17 @@ func messagesOnStream(t *testing.T, js jetstream.JetStream) []spec.Message {
 
 // expectedByContact maps the scenarios in order with the pure Mapper,
 // keeping contacts across conversations as the runner does, and
-// returns each anonymous user's messages as JSON, in order: the runner
+// returns each anonymous user's messages of each conversation as JSON, in order (streamKey): the runner
 // keeps one conversation's order but may interleave conversations.
 func expectedByContact(t *testing.T, obs []*spec.Observation) map[string][]string {
 	t.Helper()
-	m, err := mapper.New(mapper.Options{Version: "test"})
+	return expectedByContactAs(t, obs, "test")
+}
+
+// expectedByContactAs is expectedByContact for a mapper of this version.
+func expectedByContactAs(t *testing.T, obs []*spec.Observation, version string) map[string][]string {
+	t.Helper()
+	m, err := mapper.New(mapper.Options{Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +192,24 @@ func expectedByContact(t *testing.T, obs []*spec.Observation) map[string][]strin
 		}
 		for i := range out {
 			b, _ := json.Marshal(&out[i])
-			want[out[i].AnonymousID] = append(want[out[i].AnonymousID], string(b))
+			k := streamKey(&out[i])
+			want[k] = append(want[k], string(b))
 		}
 	}
 	return want
+}
+
+// streamKey is what the runner keeps in order on CHATTAP_EVENTS: a
+// contact's events of one conversation. Conversations are mapped
+// concurrently, so two conversations of one contact interleave in any
+// order; an identify, which names no conversation, is compared on its
+// own (by messageId).
+func streamKey(m *spec.Message) string {
+	if m.Type == spec.TypeIdentify {
+		return m.AnonymousID + " identify " + m.MessageID
+	}
+	cid, _ := m.Properties[spec.PropConversationID].(string)
+	return m.AnonymousID + " " + cid
 }
 
 func byContact(t *testing.T, events []json.RawMessage) map[string][]string {
@@ -170,7 +220,8 @@ func byContact(t *testing.T, events []json.RawMessage) map[string][]string {
 		if err := json.Unmarshal(e, &m); err != nil {
 			t.Fatal(err)
 		}
-		got[m.AnonymousID] = append(got[m.AnonymousID], string(e))
+		k := streamKey(&m)
+		got[k] = append(got[k], string(e))
 	}
 	return got
 }

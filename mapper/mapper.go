@@ -157,6 +157,9 @@ func (m *Mapper) applyContact(obs *spec.Observation, st State, ct Contact, set s
 		return c.out, st, c.ct, false, c.ctChanged, nil
 	}
 	c.st.V = StateVersion
+	if obs.ReceivedAt.After(c.st.LastAt) {
+		c.st.LastAt = obs.ReceivedAt.UTC()
+	}
 	c.st.Applied = appendBounded(c.st.Applied, hashString(obs.ID), maxApplied)
 	return c.out, c.st, c.ct, true, c.ctChanged, nil
 }

@@ -18,9 +18,10 @@ import (
 // zero RunnerOptions means every default.
 type RunnerOptions struct {
 	Workers        int           `env:"CHATTAP_MAPPER_WORKERS" envDefault:"32" help:"conversations mapped at once; one conversation's observations are always mapped in order"`
-	MaxAckPending  int           `env:"CHATTAP_MAPPER_MAX_ACK_PENDING" envDefault:"2048" help:"observations the mapper consumer holds unacked at once, over all replicas"`
-	AckWait        time.Duration `env:"CHATTAP_MAPPER_ACK_WAIT" envDefault:"30s" help:"how long an observation may stay unacked before JetStream redelivers it"`
-	PublishTimeout time.Duration `env:"CHATTAP_MAPPER_PUBLISH_TIMEOUT" envDefault:"10s" help:"how long a worker's batch of observations may take to read state, publish its events and write state before it is naked"`
+	MaxAckPending  int           `env:"CHATTAP_MAPPER_MAX_ACK_PENDING" envDefault:"1024" help:"observations each partition's consumer holds unacked at once (17 consumers: 16 partitions and the records stored before partitioning)"`
+	AckWait        time.Duration `env:"CHATTAP_MAPPER_ACK_WAIT" envDefault:"30s" help:"how long an observation may stay unacked before JetStream redelivers it; one being retried is kept alive with InProgress"`
+	PublishTimeout time.Duration `env:"CHATTAP_MAPPER_PUBLISH_TIMEOUT" envDefault:"10s" help:"how long one attempt at a worker's batch (read state, publish its events, write state) may take before it is retried in place"`
+	PinnedTTL      time.Duration `env:"CHATTAP_MAPPER_PINNED_TTL" envDefault:"3s" help:"how long a partition stays pinned to a mapper replica that stopped pulling before a standby takes it over"`
 }
 
 func (o RunnerOptions) withDefaults() RunnerOptions {
@@ -28,13 +29,16 @@ func (o RunnerOptions) withDefaults() RunnerOptions {
 		o.Workers = 32
 	}
 	if o.MaxAckPending == 0 {
-		o.MaxAckPending = 2048
+		o.MaxAckPending = 1024
 	}
 	if o.AckWait == 0 {
 		o.AckWait = 30 * time.Second
 	}
 	if o.PublishTimeout == 0 {
 		o.PublishTimeout = 10 * time.Second
+	}
+	if o.PinnedTTL == 0 {
+		o.PinnedTTL = 3 * time.Second
 	}
 	return o
 }
@@ -56,25 +60,39 @@ func (o RunnerOptions) Validate() error {
 	if o.PublishTimeout <= 0 || o.PublishTimeout >= o.AckWait {
 		errs = append(errs, fmt.Errorf("CHATTAP_MAPPER_PUBLISH_TIMEOUT: must be positive and shorter than CHATTAP_MAPPER_ACK_WAIT (%s), is %s", o.AckWait, o.PublishTimeout))
 	}
+	if o.PinnedTTL < 2*time.Second || o.PinnedTTL >= o.AckWait {
+		errs = append(errs, fmt.Errorf("CHATTAP_MAPPER_PINNED_TTL: must be at least 2s and shorter than CHATTAP_MAPPER_ACK_WAIT (%s), is %s", o.AckWait, o.PinnedTTL))
+	}
 	return errors.Join(errs...)
 }
 
-// Runner consumes CHATTAP_RAW through the durable consumer "mapper",
-// which every replica shares, and publishes what the Mapper makes of each
-// Observation to CHATTAP_EVENTS. Observations of different conversations
-// are mapped concurrently, those of one conversation in stream order (a
-// redelivered one aside). An Observation is acked only after every
-// message it yields was stored on CHATTAP_EVENTS and the conversation's
-// State was written; one it cannot map is acked and counted; a failure to
-// publish or to reach the bucket naks it with a delay that grows with
-// each delivery. A record of several events is split into its
-// Observations, and its message is settled once all of them are (see
-// recordShare).
+// pullExpiry is how long one pull request waits. A pinned client keeps
+// its pin only while it sends pull requests, so a request must expire,
+// and be renewed, well within PinnedTTL.
+func (o RunnerOptions) pullExpiry() time.Duration {
+	return max(time.Second, o.PinnedTTL/3)
+}
+
+// Runner maps CHATTAP_RAW to CHATTAP_EVENTS. Each partition of
+// CHATTAP_RAW (and the Observations stored before partitioning) has a
+// durable consumer with a pinned priority group, so among all replicas
+// exactly one maps a partition at a time and the others stand by; a
+// standby takes a partition over PinnedTTL after its owner stopped
+// pulling, or at once when the owner stopped gracefully.
 //
-// Under load a worker settles what has queued up for it as one batch:
-// one State read and one compare-and-set write per conversation, every
-// message of the batch published at once, then the acks. PublishTimeout
-// bounds a whole batch.
+// Within a partition a conversation's records are applied in stream
+// order, each once: a worker that cannot publish or reach the bucket
+// retries in place, holding that conversation, instead of naking past it;
+// and a replica that takes a partition over first replays, in stream
+// order, what the consumer had delivered and not yet seen acked, before it
+// maps anything newer. Re-applying is harmless: the conversation's State
+// records the stream sequence of the last record applied.
+//
+// An Observation is acked only after every message it yields was stored
+// on CHATTAP_EVENTS and the conversation's State was written; one it
+// cannot map is acked and counted. Observations of different
+// conversations are mapped concurrently, in batches: one State read and
+// one compare-and-set write per conversation and batch.
 type Runner struct {
 	js       jetstream.JetStream
 	pub      jetstream.JetStream // js's connection, with a publish timeout
@@ -87,7 +105,7 @@ type Runner struct {
 	mu      sync.Mutex
 	started bool
 	store   stateStore
-	cc      jetstream.ConsumeContext
+	lanes   []*lane
 	queues  []chan job
 	// work ends the workers: gracefully once the queues are drained, or
 	// at once when Stop's context runs out.
@@ -99,13 +117,21 @@ type Runner struct {
 	stopped  chan struct{}
 }
 
-// job is one Observation taken from the consumer: a version 1 message,
-// or one event of a version 2 record, whose message it settles through a
+// job is one Observation taken from a partition: a version 1 message, or
+// one event of a version 2 record, whose message it settles through a
 // recordShare.
 type job struct {
-	msg   acker
-	obs   *spec.Observation
-	taken time.Time
+	msg acker
+	obs *spec.Observation
+	// lane is the partition it came from; epoch is the lane's ownership
+	// when it was taken: a job of an older epoch is dropped unsettled.
+	lane  *lane
+	epoch uint64
+	// seq is its stream sequence; replay marks a copy read from the
+	// stream during a takeover, which has nothing to ack.
+	seq    uint64
+	replay bool
+	taken  time.Time
 }
 
 // NewRunner returns a Runner that has not started. settings is read for
@@ -121,26 +147,8 @@ func NewRunner(js jetstream.JetStream, m *Mapper, settings func() spec.Settings,
 	return &Runner{js: js, m: m, settings: settings, log: logger, metrics: mm, o: o.withDefaults(), stopped: make(chan struct{})}
 }
 
-// ConsumerConfig is the durable consumer the runner creates or updates on
-// CHATTAP_RAW. It uses only fields a nats-server 2.9 knows.
-func (o RunnerOptions) ConsumerConfig() jetstream.ConsumerConfig {
-	o = o.withDefaults()
-	return jetstream.ConsumerConfig{
-		Durable:       spec.ConsumerMapper,
-		Description:   "chattap: observations to Live Chat events",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.AckWait,
-		// A publish failure is retried for as long as it takes: the
-		// Observation stays in CHATTAP_RAW, and the nak delay bounds the rate.
-		MaxDeliver:    -1,
-		MaxAckPending: o.MaxAckPending,
-		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-	}
-}
-
-// Start creates or updates the durable consumer, opens the state bucket
-// and starts consuming; it returns once consuming has begun and does not
+// Start declares the partition consumers, opens the state bucket and
+// starts consuming; it returns once consuming has begun and does not
 // block. ctx bounds only the setup: the Runner runs until Stop.
 func (r *Runner) Start(ctx context.Context) error {
 	if err := r.o.Validate(); err != nil {
@@ -164,11 +172,21 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	r.pub = pub
-	r.store = newStateStore(pub, kv)
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, spec.StreamRaw, r.o.ConsumerConfig())
+	status, err := kv.Status(ctx)
 	if err != nil {
-		return fmt.Errorf("declare mapper consumer: %w", err)
+		return fmt.Errorf("conversation bucket status: %w", err)
 	}
+	// A bucket replicated later is read from its leader after a restart.
+	replicated := false
+	if kvs, ok := status.(*jetstream.KeyValueBucketStatus); ok {
+		replicated = kvs.StreamInfo().Config.Replicas > 1
+	}
+	r.store = newStateStore(pub, kv, replicated)
+	lanes, err := r.declareLanes(ctx)
+	if err != nil {
+		return err
+	}
+	r.lanes = lanes
 	r.work, r.cancel = context.WithCancel(context.Background())
 	r.queues = make([]chan job, r.o.Workers)
 	for i := range r.queues {
@@ -176,25 +194,28 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.workers.Add(1)
 		go r.worker(r.queues[i])
 	}
-	r.cc, err = cons.Consume(r.dispatch,
-		jetstream.PullMaxMessages(min(r.o.MaxAckPending, 512)),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			r.log.Warn("mapper consumer", "err", err)
-		}))
-	if err != nil {
-		r.cancel()
-		r.workers.Wait()
-		return fmt.Errorf("consume %s: %w", spec.StreamRaw, err)
+	for _, l := range r.lanes {
+		if err := r.consume(l); err != nil {
+			for _, l := range r.lanes {
+				if l.cc != nil {
+					l.cc.Stop()
+				}
+			}
+			r.cancel()
+			r.workers.Wait()
+			return err
+		}
 	}
 	r.started = true
 	return nil
 }
 
 // Stop stops taking Observations, waits for those already taken to be
-// mapped, published and acked, and returns. If ctx ends first, work in
-// flight is abandoned (it is naked or, at worst, redelivered after the ack
-// wait) and Stop returns ctx's error. Stop is idempotent and safe to call
-// from any goroutine, also on a Runner never started.
+// mapped, published and acked, gives up the partitions it holds so a
+// standby takes them over at once, and returns. If ctx ends first, work
+// in flight is abandoned unacked (the next owner replays it in order) and
+// Stop returns ctx's error. Stop is idempotent and safe to call from any
+// goroutine, also on a Runner never started.
 func (r *Runner) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	started := r.started
@@ -213,54 +234,58 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 }
 
-// shutdown is Stop's order: intake first, then the queues, then workers.
+// shutdown is Stop's order: intake first, then the queues, then workers,
+// then the pins.
 func (r *Runner) shutdown() {
 	defer close(r.stopped)
-	r.cc.Drain()
+	for _, l := range r.lanes {
+		l.cc.Drain()
+	}
+	drained := make(chan struct{})
+	go func() {
+		for _, l := range r.lanes {
+			<-l.cc.Closed()
+		}
+		close(drained)
+	}()
 	select {
-	case <-r.cc.Closed():
+	case <-drained:
 		// Nothing more is dispatched, so waiting on the jobs is safe.
 		r.inflight.Wait()
 	case <-r.work.Done():
-		r.cc.Stop()
+		for _, l := range r.lanes {
+			l.cc.Stop()
+		}
 	}
 	r.cancel()
 	r.workers.Wait()
+	r.unpin()
 }
 
-// dispatch splits a message into its Observations (spec.ReadRaw) and
-// hands each to the worker of its conversation, in order. It runs on the
-// consumer's goroutine, one message at a time, so blocking on a full
-// queue holds back intake rather than growing memory.
-func (r *Runner) dispatch(msg jetstream.Msg) {
-	obs, err := spec.ReadRaw(msg.Data())
-	if err != nil {
-		r.log.Warn("mapper: record is not readable, acked and dropped", "subject", msg.Subject(), "err", err)
-		r.ack(msg)
-		r.metrics.Observation("unknown", metrics.MapperUnmappable, 0)
-		return
+// shard is the worker queue of a conversation: all of its Observations,
+// from whichever partition or replay, go through one worker, in order.
+func (r *Runner) shard(obs *spec.Observation) chan job {
+	key := obs.ConversationID
+	if key == "" {
+		key = obs.ID
 	}
-	var settle acker = msg
-	if len(obs) > 1 {
-		settle = newRecordShare(msg, len(obs))
-	}
-	taken := time.Now()
-	for i := range obs {
-		o := &obs[i]
-		key := o.ConversationID
-		if key == "" {
-			key = o.ID
-		}
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		q := r.queues[int(h.Sum32()%uint32(len(r.queues)))]
-		r.inflight.Add(1)
-		select {
-		case q <- job{msg: settle, obs: o, taken: taken}:
-		case <-r.work.Done():
-			r.inflight.Done()
-			_ = settle.Nak()
-		}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return r.queues[int(h.Sum32()%uint32(len(r.queues)))]
+}
+
+// enqueue hands a job to its conversation's worker. It runs on a
+// partition's consumer goroutine, one message at a time, so blocking on
+// a full queue holds back intake rather than growing memory. It reports
+// false when the runner stopped first; the job is then left unsettled.
+func (r *Runner) enqueue(j job) bool {
+	r.inflight.Add(1)
+	select {
+	case r.shard(j.obs) <- j:
+		return true
+	case <-r.work.Done():
+		r.inflight.Done()
+		return false
 	}
 }
 
@@ -293,15 +318,19 @@ func (r *Runner) worker(q chan job) {
 				}
 			}
 			r.handleBatch(batch, cache)
-			for range batch {
+			for i := range batch {
+				batch[i].done()
 				r.inflight.Done()
 			}
 			clear(batch)
 		case <-r.work.Done():
+			// Left unacked: the next owner of each partition replays
+			// them in order (a nak would hand them out ahead of the
+			// records their conversations hold pending elsewhere).
 			for {
 				select {
 				case j := <-q:
-					_ = j.msg.Nak()
+					j.done()
 					r.inflight.Done()
 				default:
 					return

@@ -35,12 +35,15 @@ func TestRunnerPublishesWhatMapMakes(t *testing.T) {
 // conversation told something new of the contact, none for a second
 // conversation that repeats what is known, and the Contact stored in the
 // conversations bucket. One worker keeps the conversations in stream
-// order, which decides which of them announces the news.
+// order, which decides which of them announces the news. The contact's
+// conversations are on different partitions, which are mapped in no
+// order relative to each other, so the Observations are stored on the
+// legacy subjects here: one consumer, in stream order.
 func TestRunnerKeepsContactsAcrossConversations(t *testing.T) {
 	s := brokertest.Start(t)
 	obs := scenarioObservations(t, "identify_per_contact")
 	startRunner(t, s.JS, nil, mapper.RunnerOptions{Workers: 1})
-	publishRaw(t, s.JS, obs, nil)
+	publishOn(t, s.JS, obs, nil, (*spec.Observation).Subject)
 	waitMapped(t, s.JS)
 	compareByContact(t, expectedByContact(t, obs), byContact(t, eventsOnStream(t, s.JS)))
 	identifies := 0
@@ -104,8 +107,10 @@ func TestRunnerRedeliveryAndReplay(t *testing.T) {
 	if err := r.Stop(stop); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.JS.DeleteConsumer(ctx, spec.StreamRaw, spec.ConsumerMapper); err != nil {
-		t.Fatal(err)
+	for _, cfg := range (mapper.RunnerOptions{}).Lanes() {
+		if err := s.JS.DeleteConsumer(ctx, spec.StreamRaw, cfg.Durable); err != nil {
+			t.Fatal(err)
+		}
 	}
 	startRunner(t, s.JS, nil, mapper.RunnerOptions{Workers: 3})
 	waitMapped(t, s.JS)
@@ -200,10 +205,10 @@ func TestRunnerRecordOffAcksAndEmitsNothing(t *testing.T) {
 	}
 }
 
-// TestRunnerNaksWhileEventsAreUnavailable removes CHATTAP_EVENTS, so every
-// publish fails, and brings it back: the Observation must be naked, not
-// acked, and mapped once the stream is back.
-func TestRunnerNaksWhileEventsAreUnavailable(t *testing.T) {
+// TestRunnerRetriesWhileEventsAreUnavailable removes CHATTAP_EVENTS, so every
+// publish fails, and brings it back: the Observation must be retried in
+// place, not acked, and mapped once the stream is back.
+func TestRunnerRetriesWhileEventsAreUnavailable(t *testing.T) {
 	s := brokertest.Start(t)
 	ctx := t.Context()
 	if err := s.JS.DeleteStream(ctx, spec.StreamEvents); err != nil {
@@ -240,21 +245,33 @@ func TestRunnerNaksWhileEventsAreUnavailable(t *testing.T) {
 	}
 }
 
-// TestConsumerConfigOnExternalServer declares the runner's consumer on the
-// machine's own nats-server (2.9 here), on a stream of the test's own so
-// that other tests sharing that server are not disturbed.
-func TestConsumerConfigOnExternalServer(t *testing.T) {
+// TestLanesOnExternalServer declares the runner's consumers (pinned
+// priority groups, nats-server 2.11 and later) on a separate nats-server,
+// on a stream of the test's own so that other tests sharing that server
+// are not disturbed.
+func TestLanesOnExternalServer(t *testing.T) {
 	url := brokertest.ExternalURL(t)
 	nc, js := brokertest.Connect(t, url)
 	name := fmt.Sprintf("MAPPER_TEST_%d", time.Now().UnixNano())
+	prefix := strings.ToLower(name) + "."
 	ctx := t.Context()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name) + ".>"}, Storage: jetstream.MemoryStorage}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), name) })
 	for range 2 {
-		if _, err := js.CreateOrUpdateConsumer(ctx, name, mapper.RunnerOptions{}.ConsumerConfig()); err != nil {
-			t.Fatalf("consumer on server %s: %v", nc.ConnectedServerVersion(), err)
+		for _, cfg := range (mapper.RunnerOptions{}).Lanes() {
+			cfg.FilterSubject = strings.Replace(cfg.FilterSubject, spec.SubjectRawPrefix, prefix, 1)
+			for i := range cfg.FilterSubjects {
+				cfg.FilterSubjects[i] = strings.Replace(cfg.FilterSubjects[i], spec.SubjectRawPrefix, prefix, 1)
+			}
+			c, err := js.CreateOrUpdateConsumer(ctx, name, cfg)
+			if err != nil {
+				t.Fatalf("consumer %s on server %s: %v", cfg.Durable, nc.ConnectedServerVersion(), err)
+			}
+			if got := c.CachedInfo().Config; got.PriorityPolicy != jetstream.PriorityPolicyPinned || got.PinnedTTL != cfg.PinnedTTL {
+				t.Fatalf("consumer %s: priority policy %v, pinned TTL %v; want pinned, %v", cfg.Durable, got.PriorityPolicy, got.PinnedTTL, cfg.PinnedTTL)
+			}
 		}
 	}
 }

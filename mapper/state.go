@@ -31,10 +31,26 @@ type State struct {
 	// Generation counts how often a Custom Channel conversation ended and
 	// its contact wrote again; a channel has no session id of its own.
 	Generation int `json:"generation,omitempty"`
+	// Instance names the current conversation of a Custom Channel
+	// contact: a hash of the id of the record that opened it, so a contact
+	// who comes back after Ended or after the bucket's TTL starts a
+	// conversation with a conversation_id and Started/Ended messageIds of
+	// its own, and a replay of the same records names it the same. Empty
+	// in States written before instances (their ids stay as they were).
+	Instance string `json:"instance,omitempty"`
+
+	// Seq is the CHATTAP_RAW stream sequence of the last partitioned
+	// record applied (0 if none). A partition is mapped in stream order,
+	// so a record at or below it was applied already.
+	Seq uint64 `json:"seq,omitempty"`
+	// LastAt is the latest received_at applied: a record older than it
+	// arrives late (a tap's buffer emptied after an outage, a replay).
+	LastAt time.Time `json:"last_at,omitzero"`
 
 	Started   bool      `json:"started,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Ended     bool      `json:"ended,omitempty"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
 	// Tracked is set once the conversation emitted a Live Chat event: an
 	// identify is only for a contact that has one.
 	Tracked bool `json:"tracked,omitempty"`

@@ -1,9 +1,11 @@
 package mapper
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -19,10 +21,15 @@ type stateStore struct {
 	// subject is where the bucket stores a key: putAsync writes there
 	// directly, as KeyValue.Update does, but without waiting.
 	subject string
+	// msgGet is the bucket stream's message-get API subject, which its
+	// leader answers; replicated says the bucket has followers, whose
+	// direct gets may be stale, so reads go to the leader (see last).
+	msgGet     string
+	replicated bool
 }
 
-func newStateStore(js jetstream.JetStream, kv jetstream.KeyValue) stateStore {
-	return stateStore{kv: kv, js: js, subject: "$KV." + kv.Bucket() + "."}
+func newStateStore(js jetstream.JetStream, kv jetstream.KeyValue, replicated bool) stateStore {
+	return stateStore{kv: kv, js: js, subject: "$KV." + kv.Bucket() + ".", msgGet: "$JS.API.STREAM.MSG.GET.KV_" + kv.Bucket(), replicated: replicated}
 }
 
 // errConflict says another writer changed the State since it was read:
@@ -47,26 +54,109 @@ func StateKey(conversation string) string {
 // revision 0. A State found in c at the bucket's revision is not decoded
 // again; c may be nil.
 func (s *stateStore) get(ctx context.Context, conversation string, c *stateCache) (State, uint64, error) {
-	entry, err := s.kv.Get(ctx, StateKey(conversation))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return State{}, 0, nil
-	}
+	data, rev, found, err := s.read(ctx, StateKey(conversation))
 	if err != nil {
 		return State{}, 0, fmt.Errorf("read conversation state: %w", err)
 	}
+	if !found {
+		return State{}, 0, nil
+	}
 	if c != nil {
-		if st, ok := c.get(conversation, entry.Revision()); ok {
-			return st, entry.Revision(), nil
+		if st, ok := c.get(conversation, rev); ok {
+			return st, rev, nil
 		}
 	}
-	st, err := DecodeState(entry.Value())
+	st, err := DecodeState(data)
 	if err != nil {
 		// A State this version cannot read must not stop the conversation
 		// for good: the caller maps on from scratch and overwrites it at
 		// its revision.
-		return State{}, entry.Revision(), fmt.Errorf("%w: %w", errBadState, err)
+		return State{}, rev, fmt.Errorf("%w: %w", errBadState, err)
 	}
-	return st, entry.Revision(), nil
+	return st, rev, nil
+}
+
+// read is last on a replicated bucket, KeyValue.Get (a direct get, which
+// the only server answers, and cheaper to decode) on a single one.
+func (s *stateStore) read(ctx context.Context, key string) ([]byte, uint64, bool, error) {
+	if s.replicated {
+		return s.last(ctx, key)
+	}
+	entry, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return entry.Value(), entry.Revision(), true, nil
+}
+
+// msgGetResponse is the answer of JetStream's STREAM.MSG.GET.
+type msgGetResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+	Message *struct {
+		Seq    uint64 `json:"seq"`
+		Header []byte `json:"hdrs"`
+		Data   []byte `json:"data"`
+	} `json:"message"`
+}
+
+// jsErrNoMessageFound is JetStream's error code for "no message found".
+const jsErrNoMessageFound = 10037
+
+// last reads the latest value of key from the bucket stream's leader.
+// KeyValue.Get uses direct gets, which on a replicated bucket any replica
+// answers, a follower possibly a write or two behind: a mapper would then
+// map on a State older than the one it (or the replica it took the
+// partition over from) had just written, and publish what that older
+// State makes before its compare-and-set fails. TestReplicasOnCluster
+// caught it, a Custom Channel conversation's record mapped on a State from
+// before its first record. found is false for a key never written,
+// deleted, purged or expired.
+func (s *stateStore) last(ctx context.Context, key string) (data []byte, rev uint64, found bool, err error) {
+	// A key is [-/_=.a-zA-Z0-9]: nothing in it needs escaping.
+	req := []byte(`{"last_by_subj":"` + s.subject + key + `"}`)
+	msg, err := s.js.Conn().RequestWithContext(ctx, s.msgGet, req)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, 0, false, fmt.Errorf("decode message get: %w", err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrCode == jsErrNoMessageFound {
+			return nil, 0, false, nil
+		}
+		return nil, 0, false, fmt.Errorf("message get: %s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	}
+	if resp.Message == nil {
+		return nil, 0, false, errors.New("message get: empty answer")
+	}
+	if op := kvOperation(resp.Message.Header); op == "DEL" || op == "PURGE" {
+		return nil, 0, false, nil
+	}
+	return resp.Message.Data, resp.Message.Seq, true, nil
+}
+
+// kvOperation reads the KV-Operation header of a stored message's header
+// block ("NATS/1.0\r\nKV-Operation: DEL\r\n\r\n"); "" for a plain put.
+func kvOperation(hdr []byte) string {
+	const name = "KV-Operation:"
+	i := bytes.Index(hdr, []byte(name))
+	if i < 0 {
+		return ""
+	}
+	rest := hdr[i+len(name):]
+	if j := bytes.IndexByte(rest, '\r'); j >= 0 {
+		rest = rest[:j]
+	}
+	return string(bytes.TrimSpace(rest))
 }
 
 // put writes st if the key is still at rev (0: if it does not exist, or

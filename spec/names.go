@@ -13,13 +13,27 @@ const (
 	SubjectEventsPrefix = "chattap.events."
 	SubjectDLQPrefix    = "chattap.dlq."
 
-	// ConsumerMapper is the durable consumer on StreamRaw shared by every
-	// mapper replica.
+	// ConsumerMapper is the durable consumer on StreamRaw that mapper
+	// replicas shared before CHATTAP_RAW was partitioned. A mapper that
+	// finds it starts its partition consumers where it had got to; it is
+	// not read any more.
 	ConsumerMapper = "mapper"
+	// ConsumerMapperLegacy is the durable consumer of the version 1
+	// Observations stored before partitioning (RawLegacyFilters).
+	ConsumerMapperLegacy = "mapper-legacy"
+	// MapperPriorityGroup is the priority group every mapper consumer
+	// pins one replica to.
+	MapperPriorityGroup = "mapper"
 
 	BucketConversations = "chattap_conversations"
 	BucketSettings      = "chattap_settings"
 )
+
+// ConsumerMapperPartition is the durable consumer of partition p of
+// StreamRaw (RawPartitionFilter(p)): mapper-00 … mapper-15.
+func ConsumerMapperPartition(p int) string {
+	return "mapper-" + string(rune('0'+p/10)) + string(rune('0'+p%10))
+}
 
 // HeaderRecord is set on every message the mapper publishes to
 // StreamEvents: the id of the CHATTAP_RAW record it was mapped from (the

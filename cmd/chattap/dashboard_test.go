@@ -160,7 +160,7 @@ func TestDashboardQueriesWhatChattapExports(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, want := range []string{`chattap_consumer_pending_messages{consumer="mapper",stream="CHATTAP_RAW"}`, `chattap_consumer_pending_messages{consumer="sink-segment",stream="CHATTAP_EVENTS"}`, `chattap_sink_dead_lettered_total{class="http_400",sink="webhook"}`} {
+	for _, want := range []string{`chattap_consumer_pending_messages{consumer="mapper-00",stream="CHATTAP_RAW"}`, `chattap_consumer_pending_messages{consumer="mapper-legacy",stream="CHATTAP_RAW"}`, `chattap_consumer_pending_messages{consumer="sink-segment",stream="CHATTAP_EVENTS"}`, `chattap_sink_dead_lettered_total{class="http_400",sink="webhook"}`} {
 		if !strings.Contains(scrape, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/mapper"
 	"github.com/chattap/chattap/spec"
 	"github.com/chromedp/chromedp"
 )
@@ -349,10 +350,25 @@ func waitMapperDone(t *testing.T, url string, limit time.Duration) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c, err := js.Consumer(t.Context(), spec.StreamRaw, spec.ConsumerMapper); err == nil {
-			if info, err := c.Info(t.Context()); err == nil && info.AckFloor.Stream >= si.State.LastSeq && info.NumAckPending == 0 {
-				return
+		// One consumer per partition: the one holding the last record has
+		// acked it, and none has anything pending or unacked.
+		var floor uint64
+		done := true
+		for _, lane := range (mapper.RunnerOptions{}).Lanes() {
+			c, err := js.Consumer(t.Context(), spec.StreamRaw, lane.Durable)
+			if err != nil {
+				done = false
+				break
 			}
+			info, err := c.Info(t.Context())
+			if err != nil || info.NumAckPending > 0 || info.NumPending > 0 {
+				done = false
+				break
+			}
+			floor = max(floor, info.AckFloor.Stream)
+		}
+		if done && floor >= si.State.LastSeq {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -32,7 +32,9 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 			return err
 		}
 		p.stages = append(p.stages, r)
-		consumers = append(consumers, metrics.ConsumerState{Stream: spec.StreamRaw, Consumer: spec.ConsumerMapper})
+		for _, lane := range c.MapperRunner.Lanes() {
+			consumers = append(consumers, metrics.ConsumerState{Stream: spec.StreamRaw, Consumer: lane.Durable})
+		}
 	}
 	if c.has(roleSinks) {
 		deps := sinks.Deps{Logger: p.log, Metrics: metrics.NewSinks(reg), Stdout: stdout}
