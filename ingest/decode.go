@@ -94,7 +94,10 @@ func (ex *exchange) decodeChannel(src spec.Source, body []byte) *spec.Observatio
 // decodeAddon turns an add-on callback into its Observation; unlike the
 // proxied routes, a body that is not a JSON object is refused. Its id is
 // derived from the body, so the same callback sent again (Userlike retries
-// after a 503) is stored once.
+// after a 503, also when the first publish timed out but was stored) is
+// dropped by JetStream's dedup within its window (broker.StreamOptions
+// Duplicates). The price: two byte-identical callbacks within that window
+// are stored once; they say the same thing, so nothing is lost.
 func (ex *exchange) decodeAddon(body []byte) (*spec.Observation, error) {
 	ev, err := spec.DecodeAddonEvent(body)
 	if err != nil {

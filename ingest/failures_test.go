@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -297,6 +298,33 @@ func TestAddonAnswersAfterJetStreamStoredIt(t *testing.T) {
 	o := h.observations(t, 1)[0]
 	if o.subject != "chattap.raw.6.addon.chat_meta.receive" || o.msgID != o.obs.ID || !strings.Contains(body, o.obs.ID) || o.obs.ConversationID != "userlike::4711" || string(o.obs.Payload) != payload {
 		t.Errorf("got %s %+v", o.subject, o.obs)
+	}
+}
+
+// TestAddonCallbackSentTwiceIsStoredOnce: Userlike sends a callback
+// again after a 503, also when the first one was stored after all (the
+// publish timed out, not failed). Its id comes from its bytes, so
+// JetStream's dedup drops the second; another callback is another record.
+func TestAddonCallbackSentTwiceIsStoredOnce(t *testing.T) {
+	h := startTaps(t, func(o *ingest.Options) { o.AddonToken = "tok" })
+	const callback = `{"_type":"chat_session","_event":"receive","id":4711,"topic":"refund"}`
+	var ids []string
+	for _, payload := range []string{callback, callback, strings.Replace(callback, "refund", "invoice", 1)} {
+		resp, body := h.post(t, ingest.RouteAddon+"?token=tok", payload, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+		var answer struct{ ID string }
+		if err := json.Unmarshal([]byte(body), &answer); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, answer.ID)
+	}
+	if ids[0] != ids[1] || ids[0] == ids[2] {
+		t.Errorf("ids %v: want the same for the same callback, another for another", ids)
+	}
+	if n := h.rawCount(t); n != 2 {
+		t.Errorf("stream holds %d records, want 2: the callback sent twice stored once", n)
 	}
 }
 

@@ -31,6 +31,7 @@ func testOptions() ingest.Options {
 type harness struct {
 	js     jetstream.JetStream
 	pub    *ingest.Publisher
+	srv    *ingest.Server
 	reg    *metrics.Registry
 	url    string
 	cursor uint64
@@ -49,7 +50,7 @@ func newHarness(t *testing.T, nc *nats.Conn, js jetstream.JetStream, o ingest.Op
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
-	h := &harness{js: js, pub: pub, reg: reg, url: hs.URL}
+	h := &harness{js: js, pub: pub, srv: srv, reg: reg, url: hs.URL}
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

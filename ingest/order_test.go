@@ -1,8 +1,10 @@
 package ingest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/broker/brokertest"
 	"github.com/chattap/chattap/ingest"
+	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/spec"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -105,6 +109,50 @@ func TestOrderKeptWhenTheBrokerStopsAndDies(t *testing.T) {
 		t.Error("no publish failed: the broker was never away while records were sent")
 	}
 	t.Logf("%d exchanges over %d conversations, %d records; %v rounds of failed publishes", sum, conversations, total, h.reg.Gather("chattap_records_publish_failures_total", nil))
+}
+
+// TestNoRespondersAreSentAgainInOrder: while CHATTAP_RAW has no responder
+// (a stream leader election in a cluster; here the stream is absent for a
+// moment), a publish is answered "no responders". nats.go would send it
+// again on its own timer, and a later record of the same conversation,
+// sent once the stream answers again, would be stored first; the
+// publisher's own ordered resend must be the only one.
+func TestNoRespondersAreSentAgainInOrder(t *testing.T) {
+	s := brokertest.Start(t)
+	pub, err := ingest.NewPublisher(s.Conn, 1000, 64, 5*time.Second, slog.New(slog.DiscardHandler), metrics.NewIngest(metrics.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = pub.Stop(ctx)
+	})
+	if err := s.JS.DeleteStream(t.Context(), spec.StreamRaw); err != nil {
+		t.Fatal(err)
+	}
+	doneA := make(chan error, 1)
+	if err := pub.Enqueue(oneEvent("A-first", "conv-x", `{"n":"A"}`), func(err error) { doneA <- err }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond) // A is answered "no responders"
+	if err := broker.Ensure(t.Context(), s.JS, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	doneB := make(chan error, 1)
+	if err := pub.Enqueue(oneEvent("B-second", "conv-x", `{"n":"B"}`), func(err error) { doneB <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if errA, errB := <-doneA, <-doneB; errA != nil || errB != nil {
+		t.Fatalf("A: %v, B: %v", errA, errB)
+	}
+	var order []string
+	for _, obs := range allRecords(t, s.JS) {
+		order = append(order, obs[0].Record)
+	}
+	if len(order) != 2 || order[0] != "A-first" {
+		t.Errorf("conversation conv-x stored as %v, want [A-first B-second]", order)
+	}
 }
 
 // allRecords reads every message on CHATTAP_RAW, in stream order.

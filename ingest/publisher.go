@@ -44,8 +44,25 @@ var (
 // drops those it had stored after all. One gate for the whole window,
 // instead of a timer per record, is what keeps a conversation's records
 // in order: a record retried on its own timer would be stored behind a
-// later one. The connection refuses publishes while it reconnects (see
+// later one (so nats.go's own retry of "no responders" is off, see send).
+// The connection refuses publishes while it reconnects (see
 // broker.Connect), so nothing newer slips through in the meantime.
+//
+// One case leaves a record behind a later one, and no resend can undo it:
+// a publish of the window fails while a later one of the same window,
+// already sent, is stored. JetStream stores in the order it receives on
+// one connection, so this takes an answer that refuses the earlier record
+// but not the later: "no responders" or a JetStream error while a
+// stream's leader changes (a cluster), or a timed-out publish the old
+// leader never stored. Sending the later one again would not help:
+// JetStream drops it as a duplicate, where it stands. The earlier record
+// is stored right after the window, so it is late by less than one
+// window; the mapper maps it when it comes, as the conversation's latest
+// Observation: its events keep their own received_at timestamps and
+// messageIds, while what the mapper derives from order (which message
+// opened the conversation, which state a later event sees) follows the
+// stream. A dropped connection fails the whole window at once and JetStream
+// has stored a prefix of it, so order holds there.
 //
 // A Publisher is safe for concurrent use.
 type Publisher struct {
@@ -113,7 +130,9 @@ func NewPublisher(nc *nats.Conn, buffer, window int, ackTimeout time.Duration, l
 
 // Enqueue hands rec to the publisher and returns at once. done, if not
 // nil, is called exactly once from another goroutine: with nil when
-// JetStream stored rec, with ErrStopped when it never will. Enqueue
+// JetStream stored rec, with ErrStopped when it never will, with
+// ErrTooLarge when the broker refused it for its size (it is dropped,
+// counted as lost and logged, not sent again). Enqueue
 // returns ErrBufferFull or ErrStopped itself (and does not call done) when
 // it does not take rec.
 func (p *Publisher) Enqueue(rec *spec.Record, done func(error)) error {
@@ -121,8 +140,12 @@ func (p *Publisher) Enqueue(rec *spec.Record, done func(error)) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.stopped {
+		// Stop already counted what it held; this one came later (an
+		// exchange still served after intake stopped), and nothing but
+		// this says so in async mode, where the tap ignores the error.
 		p.lost.Add(1)
 		p.metrics.Lost(1)
+		p.log.Error("record arrived after the publisher stopped: not stored", "exchange", rec.ID, "subject", rec.Subject())
 		return ErrStopped
 	}
 	if p.held.Add(1) > p.bound {
@@ -139,7 +162,15 @@ func (p *Publisher) Enqueue(rec *spec.Record, done func(error)) error {
 // encode is rec as stored. One too large for the broker would be refused
 // for ever, so its largest payloads are left out, one after the other,
 // until it fits; each such event is stored as undecodable with the
-// reason: the event is known to have happened, and nothing blocks.
+// reason: the event is known to have happened, and nothing blocks. When
+// even every payload left out is too large (thousands of tiny events in
+// one answer), the answer's events are one undecodable event that says
+// how many there were, so the record always fits.
+//
+// Enqueue calls it on the request path, so its cost is linear: the
+// record is sized arithmetically, as its length without events plus each
+// event's, and encoded once more at the end, instead of once per payload
+// left out.
 func (p *Publisher) encode(rec *spec.Record) []byte {
 	data := rec.AppendJSON(make([]byte, 0, rec.Size()))
 	if len(data) <= p.maxData {
@@ -155,15 +186,51 @@ func (p *Publisher) encode(rec *spec.Record) []byte {
 	}
 	size := func(e *spec.RecordEvent) int { return len(e.Payload) + len(e.PayloadRaw) }
 	slices.SortStableFunc(bySize, func(a, b int) int { return cmp.Compare(size(&stub.Events[b]), size(&stub.Events[a])) })
+	// total is len(stub.AppendJSON(nil)), kept up to date as events change.
+	total := len(data)
+	scratch := make([]byte, 0, 512)
 	for _, i := range bySize {
 		e := &stub.Events[i]
-		e.Error = fmt.Sprintf("%s (record of %d bytes, max %d): payload of %d bytes not recorded", ErrTooLarge, len(data), p.maxData, size(e))
-		e.Kind, e.Payload, e.PayloadRaw = spec.KindUndecodable, nil, nil
-		if out := stub.AppendJSON(nil); len(out) <= p.maxData {
-			return out
+		if size(e) == 0 {
+			break // the rest have no payload either: leaving it out saves nothing
+		}
+		before := len(e.AppendJSON(scratch[:0]))
+		*e = strippedEvent(e, len(data), p.maxData)
+		total += len(e.AppendJSON(scratch[:0])) - before
+		if total <= p.maxData {
+			return stub.AppendJSON(make([]byte, 0, total))
 		}
 	}
+	if len(rec.Events) == 1 {
+		return stub.AppendJSON(nil) // the broker refuses it; run drops it, counted and logged
+	}
+	stub.Events = []spec.RecordEvent{rec.Events[0], collapsed(rec, len(data), p.maxData)}
+	if out := stub.AppendJSON(nil); len(out) <= p.maxData {
+		return out
+	}
+	stub.Events[0] = strippedEvent(&rec.Events[0], len(data), p.maxData)
 	return stub.AppendJSON(nil)
+}
+
+// strippedEvent is e without its payload, undecodable, with the reason.
+func strippedEvent(e *spec.RecordEvent, recordBytes, max int) spec.RecordEvent {
+	return spec.RecordEvent{Source: e.Source, Kind: spec.KindUndecodable, ConversationID: e.ConversationID,
+		Error: fmt.Sprintf("%s (record of %d bytes, max %d): payload of %d bytes not recorded", ErrTooLarge, recordBytes, max, len(e.Payload)+len(e.PayloadRaw))}
+}
+
+// collapsed is the one event that stands for all of the answer's events
+// of rec (rec.Events[1:]) when even their stubs do not fit.
+func collapsed(rec *spec.Record, recordBytes, max int) spec.RecordEvent {
+	src := rec.Source
+	if len(rec.Events) > 1 {
+		src = rec.Events[1].Source
+	}
+	payload := 0
+	for i := 1; i < len(rec.Events); i++ {
+		payload += len(rec.Events[i].Payload) + len(rec.Events[i].PayloadRaw)
+	}
+	return spec.RecordEvent{Source: src, Kind: spec.KindUndecodable,
+		Error: fmt.Sprintf("%s (record of %d bytes, max %d): %d events of the answer, %d bytes of payload, not recorded", ErrTooLarge, recordBytes, max, len(rec.Events)-1, payload)}
 }
 
 // Publish stores rec and waits for JetStream's ack, or for ctx to end. It
@@ -262,7 +329,11 @@ func (p *Publisher) send(it *pending) bool {
 		return false
 	}
 	msg := &nats.Msg{Subject: it.subject, Data: it.data, Header: nats.Header{jetstream.MsgIDHeader: []string{it.id}}}
-	f, err := p.js.PublishMsgAsync(msg)
+	// No retries by nats.go: it would send a publish answered "no
+	// responders" again on a timer of its own, behind this gate, and a
+	// later record sent meanwhile would be stored first. The failure
+	// comes back here, and the window is sent again in order.
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
 	if err != nil {
 		it.err = err
 		return false
@@ -274,7 +345,8 @@ func (p *Publisher) send(it *pending) bool {
 // settle waits until every publish of flight has its answer (each is
 // bounded by the ack timeout, and all fail at once when the connection
 // drops), finishes those that were stored and returns the others, in
-// their order.
+// their order. Order holds when the failed are a suffix of flight; see
+// Publisher for the one case where they are not.
 func (p *Publisher) settle(flight []*pending) []*pending {
 	var failed []*pending
 	for _, it := range flight {
@@ -286,6 +358,16 @@ func (p *Publisher) settle(flight []*pending) []*pending {
 			case err := <-it.future.Err():
 				it.err = err
 			}
+		}
+		if refusedForSize(it.err) {
+			// Sent again it would be refused again, for ever, holding back
+			// every later record. encode makes every record fit the
+			// connection's max_payload, so this is a stream whose
+			// max_msg_size is smaller, or a record whose caller's event alone
+			// is too large: dropped, counted and logged with its id.
+			p.log.Error("record refused by the broker as too large: dropped", "exchange", it.id, "subject", it.subject, "bytes", len(it.data), "err", it.err)
+			p.finish(it, fmt.Errorf("%w: %w", ErrTooLarge, it.err))
+			continue
 		}
 		failed = append(failed, it)
 	}
@@ -342,11 +424,17 @@ func (p *Publisher) abandon(flight, redo []*pending) {
 	}
 }
 
+// refusedForSize is a refusal that no resend can cure: the message is
+// larger than the connection's max_payload or the stream's max_msg_size.
+func refusedForSize(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
 func (p *Publisher) finish(it *pending, err error) {
 	switch {
 	case err == nil:
 		p.metrics.Published(it.source)
-	case errors.Is(err, ErrStopped):
+	case errors.Is(err, ErrStopped), errors.Is(err, ErrTooLarge):
 		p.lost.Add(1)
 		p.metrics.Lost(1)
 	}

@@ -22,9 +22,9 @@ func (s *Server) routes() http.Handler {
 			if t.target == nil && t.route != RouteWebhook {
 				h = notConfigured(t.route)
 			}
-			r.Method(http.MethodPost, t.route, h)
+			r.Method(http.MethodPost, t.route, s.inFlight(h))
 		}
-		r.Method(http.MethodPost, RouteAddon, requireToken(s.Options.AddonToken, RouteAddon, addonToken, s)(handleAddon(s)))
+		r.Method(http.MethodPost, RouteAddon, s.inFlight(requireToken(s.Options.AddonToken, RouteAddon, addonToken, s)(handleAddon(s))))
 	}
 	r.Method(http.MethodGet, "/healthz", handleHealthz())
 	r.Method(http.MethodGet, "/readyz", handleReadyz(s))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/chattap/chattap/broker"
@@ -53,6 +54,8 @@ type Server struct {
 	taps    []*tap
 	handler http.Handler
 	admin   http.Handler
+	// running is the number of tap and add-on exchanges being served.
+	running atomic.Int64
 }
 
 // New checks deps and builds the handler with every route.

@@ -78,3 +78,30 @@ func (ct Contact) merged(st *State) Contact {
 	}
 	return next
 }
+
+// news is what next says that ct did not: next's userId if it changed,
+// and the traits whose value is new or changed. It is what an identify
+// announces and what a contact write merges over the stored Contact. The
+// rest of next is only what this conversation read, maybe before another
+// conversation of the contact announced something newer: sending or
+// storing it again would put an old value back. A ct of another contact
+// says nothing of next's: all of next is news.
+func (ct Contact) news(next Contact) Contact {
+	if ct.Key != "" && ct.Key != next.Key {
+		ct = Contact{}
+	}
+	out := Contact{V: ContactVersion, Key: next.Key}
+	if next.UserID != ct.UserID {
+		out.UserID = next.UserID
+	}
+	for k, v := range next.Traits {
+		if old, ok := ct.Traits[k]; ok && old == v {
+			continue
+		}
+		if out.Traits == nil {
+			out.Traits = make(map[string]string, len(next.Traits))
+		}
+		out.Traits[k] = v
+	}
+	return out
+}

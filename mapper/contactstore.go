@@ -51,10 +51,14 @@ func (s contactStore) get(ctx context.Context, contact string) (Contact, error) 
 	return ct, nil
 }
 
-// put stores ct, merged over whatever another writer stored meanwhile,
-// with compare-and-set on the key's revision.
-func (s contactStore) put(ctx context.Context, ct Contact) error {
-	key := ContactStateKey(ct.Key)
+// put merges news (what a batch announced: Contact.news) over the stored
+// Contact, with compare-and-set on the key's revision; on a conflict it
+// reads again and merges the same news over what the other writer
+// stored. Never the whole Contact the batch read: that may be older than
+// what another conversation of the contact announced meanwhile, and would
+// put the old values back.
+func (s contactStore) put(ctx context.Context, news Contact) error {
+	key := ContactStateKey(news.Key)
 	for range maxContactConflicts {
 		var rev uint64
 		stored := Contact{}
@@ -67,7 +71,7 @@ func (s contactStore) put(ctx context.Context, ct Contact) error {
 			rev = entry.Revision()
 			stored, _ = DecodeContact(entry.Value())
 		}
-		next := stored.over(ct)
+		next := stored.over(news)
 		b, err := next.Encode()
 		if err != nil {
 			return err
@@ -88,7 +92,8 @@ func (s contactStore) put(ctx context.Context, ct Contact) error {
 	return fmt.Errorf("write contact state: %w, %d times", errConflict, maxContactConflicts)
 }
 
-// over is ct's userId and traits over stored's, copied.
+// over is ct's userId and traits over stored's, copied (an empty userId
+// keeps stored's).
 func (stored Contact) over(ct Contact) Contact {
 	st := State{AnonymousID: ct.Key, UserID: ct.UserID, Traits: ct.Traits}
 	return stored.merged(&st)
@@ -102,14 +107,17 @@ func (stored Contact) over(ct Contact) Contact {
 // of Mapper.apply, and commit after its publishes, before its state
 // writes.
 type contactBatch struct {
-	store   contactStore
-	ctx     context.Context
-	read    map[string]Contact
+	store contactStore
+	ctx   context.Context
+	read  map[string]Contact
+	// news is, per contact, what the batch's identifies announced: all
+	// that commit writes.
+	news    map[string]Contact
 	pending map[string][]*group
 }
 
 func newContactBatch(ctx context.Context, kv jetstream.KeyValue) *contactBatch {
-	return &contactBatch{store: contactStore{kv: kv}, ctx: ctx, read: map[string]Contact{}, pending: map[string][]*group{}}
+	return &contactBatch{store: contactStore{kv: kv}, ctx: ctx, read: map[string]Contact{}, news: map[string]Contact{}, pending: map[string][]*group{}}
 }
 
 // apply maps obs on st with its contact's Contact, as Mapper.apply does
@@ -134,6 +142,7 @@ func (b *contactBatch) apply(m *Mapper, g *group, obs *spec.Observation, st Stat
 	}
 	out, next, nextCt, changed, ctChanged, err := m.applyContact(obs, st, ct, set)
 	if err == nil && ctChanged {
+		b.news[key] = b.news[key].over(ct.news(nextCt))
 		b.read[key] = nextCt
 		if !slices.Contains(b.pending[key], g) {
 			b.pending[key] = append(b.pending[key], g)
@@ -153,9 +162,12 @@ func (b *contactBatch) commit(ctx context.Context) error {
 		if slices.ContainsFunc(groups, func(g *group) bool { return g.err != nil }) {
 			continue
 		}
-		if err := b.store.put(ctx, b.read[key]); err != nil {
+		if err := b.store.put(ctx, b.news[key]); err != nil {
 			errs = append(errs, err)
 		}
+		// Written (or given up): written again later, it would put back
+		// what another conversation may have announced anew since.
+		delete(b.news, key)
 		delete(b.pending, key)
 	}
 	return errors.Join(errs...)

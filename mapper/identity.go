@@ -121,6 +121,12 @@ func (c *conv) announce() {
 		return
 	}
 	next := c.ct.merged(&c.st)
+	// Only the news, not the whole Contact: the rest is what this
+	// conversation read, and another conversation of the contact may have
+	// announced a newer value since; a trait sent again here would
+	// overwrite it at the destination. Segment merges an identify's
+	// traits into what it knows.
+	news := c.ct.news(next)
 	c.ct, c.ctChanged, c.changed = next, true, true
 	ts := c.when
 	if first >= 0 {
@@ -130,9 +136,9 @@ func (c *conv) announce() {
 		ts = c.obs.ReceivedAt
 	}
 	var traits map[string]any
-	if len(next.Traits) > 0 {
-		traits = make(map[string]any, len(next.Traits))
-		for k, v := range next.Traits {
+	if len(news.Traits) > 0 {
+		traits = make(map[string]any, len(news.Traits))
+		for k, v := range news.Traits {
 			traits[k] = v
 		}
 	}

@@ -57,7 +57,8 @@ func (m *Mapper) Map(obs *spec.Observation, st State, set spec.Settings) (out []
 // Contact for one never announced), and nextCt the one to store, which
 // differs from ct only when ctChanged. An identify is emitted when the
 // conversation's userId or traits say something ct has not announced,
-// so a contact's second conversation that tells nothing new yields none.
+// so a contact's second conversation that tells nothing new yields none;
+// it carries only those new or changed traits, never the rest of ct.
 // A ct with another Key than the conversation's contact is ignored, as
 // if it were the zero Contact. Like Map, it does no I/O, never changes
 // what it is given, and gives byte-identical messages for the same

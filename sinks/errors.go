@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -232,8 +233,9 @@ func redactSecrets(s string, secrets []string) string {
 }
 
 // credentialsOf lists what in a sink's URL and headers may be secret: the
-// URL's password and query values, each header value and its last word
-// ("Bearer <token>", "Basic <base64>").
+// URL's user, password and query values, each header value and its last
+// word ("Bearer <token>"), and for "Basic <base64>" the decoded user and
+// password too: a destination that refuses a key echoes it decoded.
 func credentialsOf(rawURL string, h http.Header) []string {
 	var out []string
 	if u, err := url.Parse(rawURL); err == nil {
@@ -250,10 +252,32 @@ func credentialsOf(rawURL string, h http.Header) []string {
 	for _, vs := range h {
 		for _, v := range vs {
 			out = append(out, v)
-			if f := strings.Fields(v); len(f) > 1 {
+			f := strings.Fields(v)
+			if len(f) > 1 {
 				out = append(out, f[len(f)-1])
+			}
+			if len(f) == 2 && strings.EqualFold(f[0], "Basic") {
+				out = append(out, basicCredentials(f[1])...)
 			}
 		}
 	}
 	return out
+}
+
+// basicCredentials decodes the credentials of an Authorization: Basic
+// header: user and password apart, and both as sent ("user:password").
+// What does not decode yields nothing; its encoded form is listed anyway.
+func basicCredentials(encoded string) []string {
+	var raw []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if raw, err = enc.DecodeString(encoded); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil
+	}
+	user, pass, _ := strings.Cut(string(raw), ":")
+	return []string{string(raw), user, pass}
 }

@@ -23,13 +23,13 @@ type Options struct {
 
 // DeliveryOptions tune the Runner and the batching shared by every sink.
 type DeliveryOptions struct {
-	MaxDeliveries int           `env:"CHATTAP_SINK_MAX_DELIVERIES" envDefault:"20" help:"deliveries of one event to one sink before a retryable failure is dead-lettered too"`
+	MaxDeliveries int           `env:"CHATTAP_SINK_MAX_DELIVERIES" envDefault:"20" help:"failed deliveries of one event to one sink before a retryable failure is dead-lettered too (neither a delivery the sink never answered nor a 401, 403 or 404 counts)"`
 	MaxInFlight   int           `env:"CHATTAP_SINK_MAX_IN_FLIGHT" envDefault:"1000" help:"events per sink handed over and not yet acked (the consumer's MaxAckPending)"`
 	BatchSize     int           `env:"CHATTAP_SINK_BATCH_SIZE" envDefault:"100" help:"events per request to Segment or the webhook (at most 2500)"`
 	FlushInterval time.Duration `env:"CHATTAP_SINK_FLUSH_INTERVAL" envDefault:"500ms" help:"longest an event waits for its batch to fill before it is sent"`
 	BackoffMin    time.Duration `env:"CHATTAP_SINK_BACKOFF_MIN" envDefault:"1s" help:"delay before the first redelivery after a retryable failure; it doubles each time"`
 	BackoffMax    time.Duration `env:"CHATTAP_SINK_BACKOFF_MAX" envDefault:"5m" help:"longest delay between redeliveries (a longer Retry-After is still honoured, up to 1h)"`
-	AckWait       time.Duration `env:"CHATTAP_SINK_ACK_WAIT" envDefault:"0s" help:"how long JetStream waits for an outcome before redelivering; 0: derived from the sink's timeout"`
+	AckWait       time.Duration `env:"CHATTAP_SINK_ACK_WAIT" envDefault:"0s" help:"how long JetStream waits for an outcome before redelivering; 0: derived from the sink's timeout; else at least 3 × an HTTP sink's request timeout"`
 	Start         string        `env:"CHATTAP_SINK_START" envDefault:"all" help:"where a new sink's consumer starts: all (every event still on CHATTAP_EVENTS) or new"`
 }
 
@@ -103,8 +103,40 @@ func (o DeliveryOptions) Validate() error {
 // Validate reports every bad value of every sink, each with its
 // variable's name.
 func (o Options) Validate() error {
-	return errors.Join(o.Delivery.Validate(), o.Segment.Validate(), o.Webhook.Validate(), o.File.Validate())
+	return errors.Join(o.Delivery.Validate(), o.Segment.Validate(), o.Webhook.Validate(), o.File.Validate(), o.validateAckWait())
 }
+
+// validateAckWait refuses an explicit CHATTAP_SINK_ACK_WAIT shorter than
+// three request timeouts of an HTTP sink that is on: the watchdog (at nine
+// tenths of it) would time out deliveries the destination is still
+// answering, and every event would be sent again and again. Such a
+// timeout no longer dead-letters (settle), but it is a setting that
+// cannot work.
+func (o Options) validateAckWait() error {
+	if o.Delivery.AckWait <= 0 {
+		return nil
+	}
+	var errs []error
+	check := func(name string, timeout time.Duration) {
+		if timeout <= 0 {
+			timeout = defaultRequestTimeout
+		}
+		if o.Delivery.AckWait < 3*timeout {
+			errs = append(errs, fmt.Errorf("CHATTAP_SINK_ACK_WAIT=%v: must be at least 3 × %s (%v), or the watchdog gives up on requests still being answered; set it to %v or more, or 0 to derive it", o.Delivery.AckWait, name, timeout, 3*timeout))
+		}
+	}
+	if o.Segment.Enabled() {
+		check("CHATTAP_SEGMENT_TIMEOUT", o.Segment.Timeout)
+	}
+	if o.Webhook.Enabled() {
+		check("CHATTAP_WEBHOOK_SINK_TIMEOUT", o.Webhook.Timeout)
+	}
+	return errors.Join(errs...)
+}
+
+// defaultRequestTimeout is an HTTP sink's request time limit when its
+// timeout is zero.
+const defaultRequestTimeout = 10 * time.Second
 
 // Deps are what the sinks take from main rather than from configuration.
 type Deps struct {

@@ -35,6 +35,54 @@ func TestOptionsValidateNamesEveryBadVariable(t *testing.T) {
 	}
 }
 
+// TestOptionsValidateRefusesAnAckWaitShorterThanTheRequests: a
+// CHATTAP_SINK_ACK_WAIT under three request timeouts of an HTTP sink that
+// is on would have the watchdog give up on requests still being answered.
+func TestOptionsValidateRefusesAnAckWaitShorterThanTheRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    sinks.Options
+		want []string // variables the error names; none: valid
+	}{
+		{name: "webhook", o: sinks.Options{
+			Delivery: sinks.DeliveryOptions{AckWait: time.Second},
+			Webhook:  sinks.WebhookOptions{URL: "http://127.0.0.1:1/hook", Timeout: 5 * time.Second},
+		}, want: []string{"CHATTAP_SINK_ACK_WAIT", "CHATTAP_WEBHOOK_SINK_TIMEOUT"}},
+		{name: "segment default timeout", o: sinks.Options{
+			Delivery: sinks.DeliveryOptions{AckWait: 29 * time.Second},
+			Segment:  sinks.SegmentOptions{WriteKey: "wk"},
+		}, want: []string{"CHATTAP_SINK_ACK_WAIT", "CHATTAP_SEGMENT_TIMEOUT"}},
+		{name: "long enough", o: sinks.Options{
+			Delivery: sinks.DeliveryOptions{AckWait: 15 * time.Second},
+			Webhook:  sinks.WebhookOptions{URL: "http://127.0.0.1:1/hook", Timeout: 5 * time.Second},
+		}},
+		{name: "derived", o: sinks.Options{
+			Webhook: sinks.WebhookOptions{URL: "http://127.0.0.1:1/hook", Timeout: time.Minute},
+		}},
+		{name: "no HTTP sink", o: sinks.Options{
+			Delivery: sinks.DeliveryOptions{AckWait: time.Second},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.o.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Errorf("Validate: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate: nil, want an error")
+			}
+			for _, name := range tc.want {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("error does not name %s: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
 // TestEnvTags checks that every setting carries the tags main's config
 // reader and `chattap config` need.
 func TestEnvTags(t *testing.T) {

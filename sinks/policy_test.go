@@ -111,6 +111,67 @@ func TestMisconfiguredDestinationDeadLettersNothing(t *testing.T) {
 	}
 }
 
+// scriptedSink answers each delivery with what script says for its
+// attempt.
+type scriptedSink struct {
+	mu       sync.Mutex
+	attempts []int
+	script   func(attempt int) error
+}
+
+func (s *scriptedSink) Name() string { return "scripted" }
+
+func (s *scriptedSink) Deliver(_ context.Context, d sinks.Delivery, done func(error)) {
+	s.mu.Lock()
+	s.attempts = append(s.attempts, d.Attempt)
+	s.mu.Unlock()
+	go done(s.script(d.Attempt))
+}
+
+func (s *scriptedSink) Close(context.Context) error { return nil }
+
+func (s *scriptedSink) seen() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.attempts...)
+}
+
+// TestMisconfiguredRefusalsDoNotCountTowardsMaxDeliveries: deliveries
+// refused because chattap's key is wrong say nothing about the event, so
+// once the key is fixed an ordinary retryable failure is retried, not
+// dead-lettered at once for deliveries that were never the event's fault.
+func TestMisconfiguredRefusalsDoNotCountTowardsMaxDeliveries(t *testing.T) {
+	srv := brokertest.Start(t)
+	publish(t, srv.JS, sinkstest.Events("misconf", 1)...)
+	o := fast()
+	o.MaxDeliveries = 3
+	reg := metrics.New()
+	s := &scriptedSink{script: func(a int) error {
+		switch {
+		case a <= 4: // the operator's key is wrong for a while
+			return &sinks.MisconfiguredError{Err: errors.New("401 invalid write key")}
+		case a <= 6: // fixed; two transient 503s, within the limit of 3
+			return sinks.Retryable(errors.New("503 service unavailable"), 0)
+		}
+		return nil
+	}}
+	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	waitUntil(t, 10*time.Second, "delivered", func() bool {
+		return reg.Gather("chattap_sink_delivered_total", map[string]string{"sink": "scripted"}) == 1 ||
+			len(dlq(t, srv.JS, sinks.DLQFilter{})) > 0
+	})
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
+		t.Errorf("dead-lettered after attempts %v; want delivered on the 7th", s.seen())
+	}
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestDeadLetteringTwiceStoresOnce: the dead letter's id is the event's
@@ -131,6 +192,38 @@ func TestDeadLetteringTwiceStoresOnce(t *testing.T) {
 	}
 	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 2 {
 		t.Errorf("DLQ holds %d entries for 2 events dead-lettered twice, want 2", n)
+	}
+}
+
+// TestDeadLetteringAfterADropStoresItAgain: a dead letter dropped (or
+// replayed and deleted) leaves its id in CHATTAP_DLQ's duplicate window;
+// dead-lettering the event again within it is stored again, not dropped
+// as a duplicate while counted as dead-lettered, and still stored once
+// however often it is repeated.
+func TestDeadLetteringAfterADropStoresItAgain(t *testing.T) {
+	srv := brokertest.Start(t)
+	rcv := sinkstest.NewReceiver(t, writeKey)
+	rcv.SetRespond(func(int, []spec.Message) (int, http.Header) { return http.StatusBadRequest, nil })
+	publish(t, srv.JS, sinkstest.Events("drop", 1)...)
+	s := newWebhook(t, rcv, fast())
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	replay := func() {
+		t.Helper()
+		res, err := sinks.Replay(t.Context(), srv.JS, s, sinks.Range{FromSeq: 1}, sinks.ReplayOptions{})
+		if err != nil || res.DeadLettered != 1 {
+			t.Fatalf("replay: %+v, %v; want 1 dead-lettered", res, err)
+		}
+	}
+	for round := range 2 {
+		replay()
+		if n, err := sinks.DropDLQ(t.Context(), srv.JS, sinks.DLQFilter{All: true}); err != nil || n != 1 {
+			t.Fatalf("round %d: dropped %d, %v; want 1", round, n, err)
+		}
+	}
+	replay()
+	replay()
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 1 {
+		t.Errorf("DLQ holds %d entries after dead-lettering again twice since the last drop, want 1", n)
 	}
 }
 
@@ -194,6 +287,40 @@ func TestWatchdogSettlesASinkThatNeverAnswers(t *testing.T) {
 	waitUntil(t, 10*time.Second, "nothing in flight", func() bool {
 		return reg.Gather("chattap_sink_in_flight", map[string]string{"sink": "silent"}) == 0
 	})
+}
+
+// TestWatchdogTimeoutIsNotAFailedDelivery: a delivery its sink never
+// answered may have reached the destination, so the watchdog's timeout is
+// retried and never counts towards MaxDeliveries: even with a limit of one
+// delivery, the event is not dead-lettered (it used to be, delivered
+// and dead-lettered both).
+func TestWatchdogTimeoutIsNotAFailedDelivery(t *testing.T) {
+	srv := brokertest.Start(t)
+	publish(t, srv.JS, sinkstest.Events("late", 1)...)
+	o := fast()
+	o.AckWait = time.Second
+	o.MaxDeliveries = 1
+	reg := metrics.New()
+	s := &silentSink{}
+	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	waitUntil(t, 10*time.Second, "a third delivery after two timeouts", func() bool { return len(s.seen()) >= 3 })
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
+		t.Fatalf("%d dead letters after timeouts alone, want none", n)
+	}
+	s.answer.Store(true)
+	waitUntil(t, 10*time.Second, "delivered", func() bool {
+		return reg.Gather("chattap_sink_delivered_total", map[string]string{"sink": "silent"}) == 1
+	})
+	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
+		t.Errorf("%d dead letters for a delivered event, want none", n)
+	}
 }
 
 // failingWriter fails every write until healed.

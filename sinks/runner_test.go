@@ -201,7 +201,7 @@ func TestGivesUpAfterMaxDeliveries(t *testing.T) {
 	defer r.Stop(context.Background())
 	waitUntil(t, 10*time.Second, "a dead letter", func() bool { return len(dlq(t, srv.JS, sinks.DLQFilter{})) == 1 })
 	e := dlq(t, srv.JS, sinks.DLQFilter{})[0]
-	if e.Attempts != 3 || !strings.Contains(e.Reason, "after 3 deliveries") || !strings.Contains(e.Reason, "502") {
+	if e.Attempts != 3 || !strings.Contains(e.Reason, "after 3 failed deliveries") || !strings.Contains(e.Reason, "502") {
 		t.Errorf("dead letter %+v", e)
 	}
 	lbl := map[string]string{"sink": "webhook"}

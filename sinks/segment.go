@@ -83,7 +83,7 @@ func NewSegment(o SegmentOptions, d DeliveryOptions, deps Deps) (*Segment, error
 		o.Endpoint = analytics.DefaultEndpoint
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
+		o.Timeout = defaultRequestTimeout
 	}
 	s := &Segment{
 		log:     deps.logger().With("sink", "segment"),

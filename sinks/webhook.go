@@ -129,7 +129,7 @@ func NewWebhook(o WebhookOptions, d DeliveryOptions, deps Deps) (*Webhook, error
 	d = d.withDefaults()
 	h, _ := ParseHeaders(o.Headers)
 	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
+		o.Timeout = defaultRequestTimeout
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4

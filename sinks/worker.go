@@ -29,6 +29,9 @@ type worker struct {
 
 	// misconf is set while the destination refuses chattap itself.
 	misconf atomic.Pointer[misconfiguration]
+	// failures counts the failed deliveries that count towards
+	// MaxDeliveries.
+	failures failures
 
 	mu       sync.Mutex
 	stopping bool

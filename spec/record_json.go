@@ -33,12 +33,15 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = r.Events[i].appendJSON(dst)
+		dst = r.Events[i].AppendJSON(dst)
 	}
 	return append(dst, "]}"...)
 }
 
-func (e *RecordEvent) appendJSON(dst []byte) []byte {
+// AppendJSON appends e as JSON to dst, as Record.AppendJSON writes it
+// inside the record's events: a record's length is its length without
+// events, plus each event's, plus a comma between two.
+func (e *RecordEvent) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"source":`...)
 	dst = appendString(dst, string(e.Source))
 	dst = append(dst, `,"kind":`...)

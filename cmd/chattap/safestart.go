@@ -39,6 +39,20 @@ func (c *config) unsafeStart() []error {
 		errs = append(errs, fmt.Errorf("CHATTAP_NATS_LISTEN=%s exposes the embedded NATS server, with every recorded conversation, to other machines without credentials. Set CHATTAP_NATS_USER and CHATTAP_NATS_PASSWORD, or CHATTAP_NATS_NKEY_SEED_FILE (and for TLS CHATTAP_NATS_TLS_CERT and CHATTAP_NATS_TLS_KEY); other chattap processes then connect with the same variables and CHATTAP_NATS_URL. Or listen on loopback (CHATTAP_NATS_LISTEN=127.0.0.1:4222)",
 			c.NatsListen))
 	}
+	// Go's profiles have no token and show what the process holds: the
+	// command line, every goroutine's stack with its arguments, heap
+	// samples. Off loopback they need the allow flag, also where they
+	// share CHATTAP_ADMIN_ADDR. The admin listener itself may be reachable:
+	// /admin/* and /debugger need CHATTAP_ADMIN_TOKEN, and /metrics holds
+	// counters only, the same as on CHATTAP_LISTEN_ADDR, where Prometheus
+	// scrapes it without a token (the manifests' prometheus.io annotations).
+	if c.PprofAddr != "" && !isLoopback(c.PprofAddr) {
+		where := "CHATTAP_PPROF_ADDR=" + c.PprofAddr
+		if c.PprofAddr == c.AdminAddr {
+			where += " (the CHATTAP_ADMIN_ADDR listener)"
+		}
+		errs = append(errs, fmt.Errorf("%s serves Go's profiles (command line, goroutine stacks, heap samples of a process that holds conversations) to other machines, with no token. Keep them on loopback (CHATTAP_PPROF_ADDR=127.0.0.1:6060, and `kubectl port-forward` or an SSH tunnel to reach them), unset CHATTAP_PPROF_ADDR, or, on a network only your own systems reach, set CHATTAP_ALLOW_UNAUTHENTICATED=true", where))
+	}
 	return errs
 }
 

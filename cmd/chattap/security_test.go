@@ -470,3 +470,40 @@ func TestAdminListenerCarriesTheOperatorRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofOffLoopbackDoesNotStart: Go's profiles, which have no token,
+// on an address others can reach (their own or the admin listener's) stop
+// serve unless CHATTAP_ALLOW_UNAUTHENTICATED=true; the admin listener
+// alone off loopback starts, its operator routes behind the admin token.
+func TestPprofOffLoopbackDoesNotStart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+	}{
+		{"own listener on every interface", []string{"CHATTAP_PPROF_ADDR=:6060"}},
+		{"own listener on a routable address", []string{"CHATTAP_PPROF_ADDR=192.0.2.10:6060"}},
+		{"shared with the admin listener", []string{"CHATTAP_ADMIN_ADDR=0.0.0.0:9090", "CHATTAP_PPROF_ADDR=0.0.0.0:9090", "CHATTAP_ADMIN_TOKEN=adm"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := serveFails(t, append([]string{"CHATTAP_LISTEN_ADDR=127.0.0.1:0"}, tc.environ...)...)
+			for _, n := range []string{"CHATTAP_PPROF_ADDR", "CHATTAP_ALLOW_UNAUTHENTICATED"} {
+				if !strings.Contains(err.Error(), n) {
+					t.Errorf("error does not name %s:\n%v", n, err)
+				}
+			}
+		})
+	}
+	c, err := loadConfig([]string{"CHATTAP_LISTEN_ADDR=127.0.0.1:8080", "CHATTAP_ADMIN_ADDR=:9090", "CHATTAP_ADMIN_TOKEN=adm", "CHATTAP_PPROF_ADDR=127.0.0.1:6060"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := c.unsafeStart(); len(errs) != 0 {
+		t.Errorf("admin listener off loopback, profiles on loopback: refused: %v", errs)
+	}
+
+	name := reachableLoopbackName(t)
+	in := start(t, "CHATTAP_PPROF_ADDR="+name+":0", "CHATTAP_ALLOW_UNAUTHENTICATED=true", "CHATTAP_FILE_SINK_PATH=")
+	if !strings.Contains(in.stderr.String(), "starting unprotected") || !strings.Contains(in.stderr.String(), "CHATTAP_PPROF_ADDR") {
+		t.Errorf("the startup log does not warn of the open profiles:\n%s", in.stderr)
+	}
+}

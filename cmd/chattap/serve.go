@@ -65,6 +65,7 @@ type process struct {
 	log      *slog.Logger
 	broker   *brokerConn
 	http     *http.Server
+	ingest   *ingest.Server
 	admin    *http.Server
 	pprof    *http.Server
 	sinks    *sinks.Runner
@@ -153,7 +154,7 @@ func (p *process) start(ctx context.Context, c *config, environ []string, stdout
 	if err != nil {
 		return fmt.Errorf("CHATTAP_LISTEN_ADDR: %w", err)
 	}
-	p.http = p.serve(ln, srv)
+	p.http, p.ingest = p.serve(ln, srv), srv
 	// Debugger streams never end by themselves: Shutdown ends them.
 	p.http.RegisterOnShutdown(p.closeDebugger)
 	if c.has(roleIngest) {
@@ -273,6 +274,15 @@ func (p *process) stop(ctx context.Context) {
 		if err := p.http.Shutdown(hctx); err != nil {
 			p.log.Warn("http shutdown: closing the exchanges still open", "err", err)
 			_ = p.http.Close()
+		}
+		cancel()
+		// Close does not wait for the handlers it cut: each still records
+		// its exchange, and must hand that record over before the
+		// publisher stops. Half of what is left, so the publisher keeps
+		// the other half to flush.
+		dctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+		if n := p.ingest.Drain(dctx); n > 0 {
+			p.log.Warn("http shutdown: exchanges still being served when the publisher stops; their records will be lost, each logged", "exchanges", n)
 		}
 		cancel()
 	}
