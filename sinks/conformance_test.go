@@ -16,11 +16,11 @@ func TestConformance(t *testing.T) {
 	}{
 		{"segment", func(t *testing.T) sinkstest.Harness {
 			r := sinkstest.NewReceiver(t, writeKey)
-			return sinkstest.Harness{Sink: newSegment(t, r, fast()), Received: r.Messages}
+			return sinkstest.Harness{Sink: newSegmentTimeout(t, r, patient(), patientTimeout), Received: r.Messages}
 		}},
 		{"webhook", func(t *testing.T) sinkstest.Harness {
 			r := sinkstest.NewReceiver(t, writeKey)
-			return sinkstest.Harness{Sink: newWebhook(t, r, fast()), Received: r.Messages}
+			return sinkstest.Harness{Sink: newWebhookTimeout(t, r, patient(), patientTimeout), Received: r.Messages}
 		}},
 		{"file", func(t *testing.T) sinkstest.Harness {
 			path := filepath.Join(t.TempDir(), "events.jsonl")

@@ -33,9 +33,30 @@ func fast() sinks.DeliveryOptions {
 	}
 }
 
+// requestTimeout is the sinks' request timeout in tests: short, so the
+// tests of a slow destination run fast. The conformance suite, which
+// wants every delivery to succeed on a busy machine under -race, uses
+// patientTimeout instead.
+const (
+	requestTimeout = 300 * time.Millisecond
+	patientTimeout = 5 * time.Second
+)
+
+// patient is fast with an ack wait that fits patientTimeout.
+func patient() sinks.DeliveryOptions {
+	o := fast()
+	o.AckWait = 4 * patientTimeout
+	return o
+}
+
 func newSegment(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) *sinks.Segment {
 	t.Helper()
-	s, err := sinks.NewSegment(sinks.SegmentOptions{WriteKey: writeKey, Endpoint: r.URL, Timeout: 300 * time.Millisecond}, o, sinks.Deps{})
+	return newSegmentTimeout(t, r, o, requestTimeout)
+}
+
+func newSegmentTimeout(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions, timeout time.Duration) *sinks.Segment {
+	t.Helper()
+	s, err := sinks.NewSegment(sinks.SegmentOptions{WriteKey: writeKey, Endpoint: r.URL, Timeout: timeout}, o, sinks.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +65,16 @@ func newSegment(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) *s
 
 func newWebhook(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions) *sinks.Webhook {
 	t.Helper()
+	return newWebhookTimeout(t, r, o, requestTimeout)
+}
+
+func newWebhookTimeout(t testing.TB, r *sinkstest.Receiver, o sinks.DeliveryOptions, timeout time.Duration) *sinks.Webhook {
+	t.Helper()
 	s, err := sinks.NewWebhook(sinks.WebhookOptions{
 		URL:     r.URL + "/v1/batch",
 		Headers: "Authorization: " + sinkstest.BasicAuth(writeKey) + "\nX-Source: chattap, tests",
 		Secret:  "s3cret",
-		Timeout: 300 * time.Millisecond,
+		Timeout: timeout,
 	}, o, sinks.Deps{})
 	if err != nil {
 		t.Fatal(err)
