@@ -91,7 +91,9 @@ func TestPinnedTakeoverOnServer(t *testing.T) {
 	if first.seq <= 10 || first.delivered != 1 {
 		t.Errorf("the standby's first delivery is seq %d, delivery %d: want a new message (the server handed over what the dead client held)", first.seq, first.delivered)
 	}
-	if takeover > pinnedTTL+2*time.Second {
+	// The bound is generous (a shared CI machine under -race): what is
+	// asserted is that the pin moves on its TTL, not after the ack wait.
+	if takeover >= ackWait+pinnedTTL {
 		t.Errorf("takeover took %v, pinned TTL %v", takeover, pinnedTTL)
 	}
 	var held []uint64

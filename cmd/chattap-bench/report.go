@@ -11,7 +11,7 @@ import (
 )
 
 // report is everything one run measured. Every figure in it was printed by
-// this tool; the Markdown is what the README quotes.
+// this tool; the Markdown is what BENCHMARKS.md quotes.
 type report struct {
 	Machine    string           `json:"machine"`
 	Command    string           `json:"command"`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,5 +121,30 @@ func TestClosedStdoutDoesNotStopChattap(t *testing.T) {
 	}
 	if !c.cmd.ProcessState.Success() {
 		t.Errorf("chattap exited with %v:\n%s", c.cmd.ProcessState, c.stderr)
+	}
+}
+
+// TestToolWhoseReaderLeftStopsQuietly: `chattap config | head -1` ends the
+// tool as SIGPIPE would (status 141) without an error line, since what
+// the reader wanted was printed; only serve keeps going after EPIPE.
+func TestToolWhoseReaderLeftStopsQuietly(t *testing.T) {
+	bin := buildBinary(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	var stderr strings.Builder
+	cmd := exec.Command(bin, "config")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	err = cmd.Run()
+	w.Close()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGPIPE) {
+		t.Errorf("config into a closed pipe: %v, want exit status %d", err, 128+int(syscall.SIGPIPE))
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("config into a closed pipe printed %q", stderr.String())
 	}
 }

@@ -87,7 +87,7 @@ func TestToolsNeverCreateAStore(t *testing.T) {
 	empty := t.TempDir()
 	for _, dir := range []string{absent, empty} {
 		environ := []string{"CHATTAP_DATA_DIR=" + dir}
-		for _, args := range [][]string{{"tail"}, {"tail", "-raw", "-all"}, {"dlq", "list"}, {"dlq", "drop", "-all"}, {"dlq", "replay", "-all"}, {"replay", "-sink", "file", "-since", "1h"}} {
+		for _, args := range [][]string{{"tail"}, {"tail", "-raw", "-all"}, {"dlq", "list"}, {"dlq", "drop", "-all"}, {"dlq", "replay", "-all"}, {"replay", "-sink", "file", "-since", "1h"}, {"remap", "-since", "1h"}} {
 			_, _, err := runTool(t, environ, args...)
 			if err == nil || !strings.Contains(err.Error(), "no store in "+dir) || !strings.Contains(err.Error(), "chattap serve") {
 				t.Errorf("%v in %s: %v, want an error saying there is no store", args, dir, err)

@@ -170,6 +170,14 @@ func (c *config) streamOptions() broker.StreamOptions {
 	return broker.StreamOptions{Replicas: c.StreamReplicas, Retention: c.Retention, DLQRetention: c.DLQRetention, ConversationTTL: c.ConversationTTL, Duplicates: c.DedupWindow}
 }
 
+// mapperOptions are the Mapper's options as serve's mapper stage uses
+// them, so that remap maps as the live mapper does.
+func (c *config) mapperOptions() mapper.Options {
+	o := c.Mapper
+	o.Version, o.ChannelFields = versionString(), c.channelFields()
+	return o
+}
+
 func (c *config) channelFields() spec.ChannelFields {
 	return spec.ChannelFields{Contact: c.ChannelContact, Name: c.ChannelName, Body: c.ChannelBody, URL: c.ChannelURL}
 }
@@ -310,7 +318,7 @@ func printConfig(w io.Writer, c *config) error {
 	return tw.Flush()
 }
 
-// printConfigMarkdown writes the table of settings the README holds.
+// printConfigMarkdown writes the table of settings docs/configuration.md holds.
 func printConfigMarkdown(w io.Writer) error {
 	fmt.Fprintln(w, "| variable | default | meaning |")
 	fmt.Fprintln(w, "|---|---|---|")

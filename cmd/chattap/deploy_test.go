@@ -187,11 +187,12 @@ func mebibytes(t *testing.T, q string) int {
 	return 0
 }
 
-// secretKeysInReadme are the keys the README's `kubectl create secret`
-// command gives the chattap Secret.
+// secretKeysInReadme are the keys the `kubectl create secret` command of
+// docs/operations.md (where the README sends Kubernetes users) gives the
+// chattap Secret.
 func secretKeysInReadme(t *testing.T) []string {
 	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func secretKeysInReadme(t *testing.T) []string {
 		keys = append(keys, m[1])
 	}
 	if len(keys) == 0 {
-		t.Fatal("README.md does not give the `kubectl create secret generic chattap` command the manifests need")
+		t.Fatal("docs/operations.md does not give the `kubectl create secret generic chattap` command the manifests need")
 	}
 	return keys
 }
@@ -295,7 +296,7 @@ func TestKubernetesManifests(t *testing.T) {
 					}
 					if ref := e.ValueFrom; ref != nil && ref.SecretKeyRef != nil {
 						if ref.SecretKeyRef.Name != "chattap" || !slices.Contains(readmeKeys, ref.SecretKeyRef.Key) {
-							t.Errorf("%s: %s comes from secret %s key %s, which the README's `kubectl create secret generic chattap` does not make", where, e.Name, ref.SecretKeyRef.Name, ref.SecretKeyRef.Key)
+							t.Errorf("%s: %s comes from secret %s key %s, which the `kubectl create secret generic chattap` of docs/operations.md does not make", where, e.Name, ref.SecretKeyRef.Name, ref.SecretKeyRef.Key)
 						}
 					}
 				}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -20,6 +21,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, syscall.EPIPE) {
+			// A tool's reader went away (`chattap config | head -3`):
+			// what it wanted was printed, so stop quietly, as a tool
+			// killed by SIGPIPE would, with the shell's status for it.
+			stop()
+			os.Exit(128 + int(syscall.SIGPIPE))
+		}
 		fmt.Fprintln(os.Stderr, "chattap:", err)
 		stop()
 		os.Exit(1)

@@ -86,7 +86,7 @@ func TestSplitLayoutOnTheNATSChart(t *testing.T) {
 	}
 	passwordRef := values.Container.Env[m[1]].ValueFrom.SecretKeyRef
 	if passwordRef.Name != "chattap" || !slices.Contains(secretKeysInReadme(t), passwordRef.Key) {
-		t.Errorf("the servers' %s comes from secret %q key %q, not one the README's command makes", m[1], passwordRef.Name, passwordRef.Key)
+		t.Errorf("the servers' %s comes from secret %q key %q, not one the command of docs/operations.md makes", m[1], passwordRef.Name, passwordRef.Key)
 	}
 
 	roles := map[string]int{}

@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// TestReadmeConfigurationTableIsCurrent keeps the README's table equal to
-// what `chattap config -markdown` prints, so a new variable cannot go
-// undocumented.
+// TestReadmeConfigurationTableIsCurrent keeps the table in
+// docs/configuration.md equal to what `chattap config -markdown` prints, so
+// a new variable cannot go undocumented.
 func TestReadmeConfigurationTableIsCurrent(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,11 +20,11 @@ func TestReadmeConfigurationTableIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(readme, table.Bytes()) {
-		t.Fatalf("README.md does not hold the current configuration table; replace it with the output of `go run ./cmd/chattap config -markdown`:\n%s", table.String())
+		t.Fatalf("docs/configuration.md does not hold the current configuration table; replace it with the output of `go run ./cmd/chattap config -markdown`:\n%s", table.String())
 	}
 	for _, s := range settings(&config{}) {
 		if !strings.Contains(string(readme), "`"+s.Env+"`") {
-			t.Errorf("README.md does not mention %s", s.Env)
+			t.Errorf("docs/configuration.md does not mention %s", s.Env)
 		}
 	}
 }

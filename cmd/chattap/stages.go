@@ -23,9 +23,7 @@ func (p *process) startStages(ctx context.Context, c *config, settings *broker.S
 		}
 	}()
 	if c.has(roleMapper) {
-		o := c.Mapper
-		o.Version, o.ChannelFields = versionString(), c.channelFields()
-		m, err := mapper.New(o)
+		m, err := mapper.New(c.mapperOptions())
 		if err != nil {
 			return err
 		}
