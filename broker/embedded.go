@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -42,9 +43,14 @@ type EmbeddedOptions struct {
 
 // Embedded is a running in-process NATS server with JetStream.
 type Embedded struct {
-	srv  *server.Server
-	lock *os.File
-	auth Credentials
+	srv      *server.Server
+	lock     *os.File
+	auth     Credentials
+	storeDir string
+
+	mu       sync.Mutex
+	storeErr error                   // see Health
+	jsCfg    *server.JetStreamConfig // what Watch restarts JetStream with
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process and
@@ -107,7 +113,7 @@ func startEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 30s")
 	}
-	return &Embedded{srv: srv, auth: o.Auth}, nil
+	return &Embedded{srv: srv, auth: o.Auth, storeDir: o.StoreDir, jsCfg: srv.JetStreamConfig()}, nil
 }
 
 // Connect opens a connection to the embedded server, in process, with the

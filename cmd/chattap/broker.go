@@ -19,6 +19,8 @@ type brokerConn struct {
 	auth broker.Credentials
 	nc   *nats.Conn
 	js   jetstream.JetStream
+	// stopWatch ends the embedded store's watch (see broker.Embedded.Watch).
+	stopWatch func()
 }
 
 // connect opens one more connection to the same broker, named name, for
@@ -75,12 +77,35 @@ func openBroker(ctx context.Context, c *config, log *slog.Logger, serve bool) (*
 		b.close(ctx)
 		return nil, err
 	}
+	if serve && b.emb != nil {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			b.emb.Watch(wctx, log, time.Second, func(ctx context.Context) error {
+				return broker.Ensure(ctx, b.js, c.streamOptions())
+			})
+		}()
+		b.stopWatch = func() { cancel(); <-done }
+	}
 	return b, nil
+}
+
+// health is, with the embedded server, whether its store takes writes
+// (nil with an external broker: its own monitoring says so).
+func (b *brokerConn) health() error {
+	if b == nil || b.emb == nil {
+		return nil
+	}
+	return b.emb.Health()
 }
 
 // close drains the connection (bounded by ctx) and stops the embedded
 // server; it is the last step of a shutdown.
 func (b *brokerConn) close(ctx context.Context) {
+	if b.stopWatch != nil {
+		b.stopWatch()
+	}
 	if b.nc != nil && !b.nc.IsClosed() {
 		done := make(chan struct{})
 		b.nc.SetClosedHandler(func(*nats.Conn) { close(done) })

@@ -183,6 +183,13 @@ func (p *process) ready(js jetstream.JetStream, sinksToo bool) func(context.Cont
 		if err := broker.Check(ctx, js); err != nil {
 			return err
 		}
+		if sinksToo {
+			// Without the taps nothing is lost by a 503 here; with them
+			// degraded says it with a 200, the chat going on unrecorded.
+			if err := p.broker.health(); err != nil {
+				return err
+			}
+		}
 		if sinksToo && p.sinks != nil {
 			return p.sinks.Health()
 		}
@@ -199,6 +206,9 @@ func (p *process) degraded(taps bool) func() error {
 		return nil
 	}
 	return func() error {
+		if err := p.broker.health(); err != nil {
+			return err
+		}
 		if p.sinks != nil {
 			return p.sinks.Health()
 		}
