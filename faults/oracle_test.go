@@ -96,6 +96,7 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 	}
 	o := &oracle{Events: map[string]projection{}, Order: map[string][]string{}, Markers: map[string]int{}, Records: len(recs)}
 	states := map[string]mapper.State{}
+	contacts := map[string]mapper.Contact{}
 	set := spec.Settings{RecordLiveChatEvents: true}
 	for _, r := range recs {
 		seen := map[string]bool{}
@@ -112,7 +113,24 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 		for i := range list {
 			obs := &list[i]
 			o.Version = obs.V
-			out, next, err := m.Map(obs, states[obs.ConversationID], set)
+			// Contacts are kept across conversations, as the runner keeps
+			// them in the bucket: a contact's later conversation (the next
+			// load of a case, with the same contact ids) announces only what
+			// changed.
+			st := states[obs.ConversationID]
+			var out []spec.Message
+			var next mapper.State
+			var err error
+			if key := m.ContactKey(obs, st); key != "" && obs.ConversationID != "" {
+				var nextCt mapper.Contact
+				var changed bool
+				out, next, nextCt, changed, err = m.MapContact(obs, st, contacts[key], set)
+				if err == nil && changed {
+					contacts[key] = nextCt
+				}
+			} else {
+				out, next, err = m.Map(obs, st, set)
+			}
 			if err != nil {
 				continue // unmappable: the runner acks it and maps nothing either
 			}
