@@ -28,6 +28,7 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 			w.log.Debug("ack failed; the event will be delivered again", "id", d.ID(), "err", aerr)
 		}
 		w.failures.forget(d.Sequence)
+		w.accepts.Add(1)
 		w.r.m.Delivered(w.name)
 		w.accepted()
 	case errors.Is(err, ErrClosed):
@@ -73,7 +74,7 @@ func (w *worker) countFailure(d Delivery) int {
 	if d.Sequence == 0 {
 		return d.Attempt
 	}
-	return w.failures.add(d.Sequence)
+	return w.failures.add(d.Sequence, w.accepts.Load())
 }
 
 // deadLetter publishes the event to chattap.dlq.<sink>, then terminates

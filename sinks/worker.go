@@ -32,6 +32,8 @@ type worker struct {
 	// failures counts the failed deliveries that count towards
 	// MaxDeliveries.
 	failures failures
+	// accepts counts the events the destination accepted.
+	accepts atomic.Uint64
 
 	mu       sync.Mutex
 	stopping bool
@@ -167,6 +169,7 @@ func (w *worker) handle(msg jetstream.Msg) {
 		<-w.sem
 		return
 	}
+	d.Isolation = w.failures.level(seq)
 	w.outstanding.Add(1)
 	w.r.m.InFlight(w.name, 1)
 	start := time.Now()
