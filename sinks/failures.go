@@ -1,6 +1,9 @@
 package sinks
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // maxCountedEvents bounds the events a worker keeps a failure count for.
 // An event's count costs a few dozen bytes; 65,536 of them is a backlog of
@@ -37,9 +40,10 @@ type failures struct {
 }
 
 type counted struct {
-	n     int    // counted failures
-	level int    // isolation level
-	epoch uint64 // the sink's count of accepted events at the last failure
+	first time.Time // the first counted failure
+	n     int       // counted failures
+	level int       // isolation level
+	epoch uint64    // the sink's count of accepted events at the last failure
 }
 
 // add counts one more failed delivery of the event at seq, epoch being
@@ -58,6 +62,9 @@ func (f *failures) add(seq, epoch uint64) int {
 		}
 	}
 	c := f.n[seq]
+	if c.n == 0 {
+		c.first = time.Now()
+	}
 	if c.n == 0 || c.epoch != epoch {
 		c.level++
 	}
@@ -80,4 +87,19 @@ func (f *failures) forget(seq uint64) {
 	f.mu.Lock()
 	delete(f.n, seq)
 	f.mu.Unlock()
+}
+
+// backlog is how many events have failed and are not settled yet, and
+// when the oldest of them first failed. An event another replica
+// delivered stays counted here until evicted: the figure is a hint for an
+// operator, never a decision.
+func (f *failures) backlog() (n int, oldest time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.n {
+		if oldest.IsZero() || c.first.Before(oldest) {
+			oldest = c.first
+		}
+	}
+	return len(f.n), oldest
 }

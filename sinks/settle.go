@@ -29,6 +29,7 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 		}
 		w.failures.forget(d.Sequence)
 		w.accepts.Add(1)
+		w.lastAccept.Store(time.Now().UnixNano())
 		w.r.m.Delivered(w.name)
 		w.accepted()
 	case errors.Is(err, ErrClosed):
@@ -72,8 +73,10 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 // metadata unreadable) falls back on JetStream's count of deliveries.
 func (w *worker) countFailure(d Delivery) int {
 	if d.Sequence == 0 {
+		w.lastFailure.Store(time.Now().UnixNano())
 		return d.Attempt
 	}
+	w.lastFailure.Store(time.Now().UnixNano())
 	return w.failures.add(d.Sequence, w.accepts.Load())
 }
 
