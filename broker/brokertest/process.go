@@ -220,28 +220,40 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return c
 }
 
-// WaitJetStream waits until the cluster's JetStream answers API requests
-// (it has a meta leader), through any node that is up.
+// WaitJetStream waits until the cluster's JetStream can place a stream
+// on every node: it has a meta leader and sees every peer online. (An
+// answer to an API request alone comes before the peers are known, and a
+// replicated stream declared then fails with "no suitable peers".)
 func (c *Cluster) WaitJetStream(t testing.TB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var last error
 	for time.Now().Before(deadline) {
-		nc, err := nats.Connect(c.URLs(), nats.Timeout(time.Second))
-		if err == nil {
-			js, _ := jetstream.New(nc)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, err = js.AccountInfo(ctx)
-			cancel()
-			nc.Close()
-			if err == nil {
-				return
-			}
+		if last = c.placeOnEveryNode(); last == nil {
+			return
 		}
-		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("the cluster's JetStream did not answer in %s: %v", within, last)
+	t.Fatalf("the cluster's JetStream could not place a stream on all %d nodes in %s: %v", len(c.Nodes), within, last)
+}
+
+func (c *Cluster) placeOnEveryNode() error {
+	nc, err := nats.Connect(c.URLs(), nats.Timeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	const probe = "BROKERTEST_PLACEMENT"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: probe, Subjects: []string{"brokertest.placement"}, Storage: jetstream.MemoryStorage, Replicas: len(c.Nodes)}); err != nil {
+		return err
+	}
+	return js.DeleteStream(ctx, probe)
 }
 
 // URLs is every node's URL, comma-separated, as CHATTAP_NATS_URL takes it.

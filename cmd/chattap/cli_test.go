@@ -280,3 +280,19 @@ func TestTailRawShowsWhatWasRecorded(t *testing.T) {
 		t.Errorf("tail -conversation c-tail: %v\n%s", err, out)
 	}
 }
+
+// TestTimeFlagsAreChecked: a -from or -to that is not an RFC 3339 time is
+// one error naming the flag, before any store is opened.
+func TestTimeFlagsAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"replay", "-sink", "file", "-from", "yesterday"},
+		{"remap", "-from", "2026-12-01T10:00:00Z", "-to", "noon"},
+	} {
+		_, _, err := runTool(t, []string{"CHATTAP_DATA_DIR=" + dir}, args...)
+		flag := args[len(args)-2]
+		if err == nil || !strings.HasPrefix(err.Error(), flag+":") {
+			t.Errorf("%v: %v, want an error naming %s", args, err, flag)
+		}
+	}
+}

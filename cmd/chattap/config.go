@@ -76,7 +76,13 @@ func loadConfig(environ []string) (*config, error) {
 	// other: with Segment or a webhook on, every event (message bodies,
 	// emails) would otherwise also be printed to standard output, which in
 	// a container ends in the log system.
-	if _, chosen := vars["CHATTAP_FILE_SINK_PATH"]; !chosen && (c.Sinks.Segment.Enabled() || c.Sinks.Webhook.Enabled()) {
+	path, chosen := vars["CHATTAP_FILE_SINK_PATH"]
+	switch {
+	case chosen && path == "":
+		// env applies envDefault to an empty value too, but an empty path
+		// is how a user turns the sink off.
+		c.Sinks.File.Path = ""
+	case !chosen && (c.Sinks.Segment.Enabled() || c.Sinks.Webhook.Enabled()):
 		c.Sinks.File.Path = ""
 	}
 	errs = append(errs, unlessReported(c.validate(), errs)...)

@@ -110,15 +110,8 @@ func runReplay(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	}
 	r := sinks.Range{Since: *since, FromSeq: *fromSeq, ToSeq: *toSeq, Subject: *subject}
 	var err error
-	if *from != "" {
-		if r.From, err = time.Parse(time.RFC3339, *from); err != nil {
-			return fmt.Errorf("-from: %w", err)
-		}
-	}
-	if *to != "" {
-		if r.To, err = time.Parse(time.RFC3339, *to); err != nil {
-			return fmt.Errorf("-to: %w", err)
-		}
+	if r.From, r.To, err = timeRange(*from, *to); err != nil {
+		return err
 	}
 	chosen := 0
 	for _, set := range []bool{r.Since > 0, !r.From.IsZero(), r.FromSeq > 0} {
@@ -274,4 +267,22 @@ func printJSON(w io.Writer, v any) {
 // empty says a replay found nothing to do.
 func empty(r sinks.ReplayResult) bool {
 	return r.Delivered == 0 && r.Failed == 0 && r.DeadLettered == 0 && r.Skipped == 0
+}
+
+// timeRange reads the -from and -to flags of replay and remap: RFC 3339
+// times, each optional.
+func timeRange(from, to string) (time.Time, time.Time, error) {
+	var f, t time.Time
+	var err error
+	if from != "" {
+		if f, err = time.Parse(time.RFC3339, from); err != nil {
+			return f, t, fmt.Errorf("-from: %w", err)
+		}
+	}
+	if to != "" {
+		if t, err = time.Parse(time.RFC3339, to); err != nil {
+			return f, t, fmt.Errorf("-to: %w", err)
+		}
+	}
+	return f, t, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/mapper"
@@ -44,15 +43,8 @@ func runRemap(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		return err
 	}
 	var err error
-	if *from != "" {
-		if r.From, err = time.Parse(time.RFC3339, *from); err != nil {
-			return fmt.Errorf("-from: %w", err)
-		}
-	}
-	if *to != "" {
-		if r.To, err = time.Parse(time.RFC3339, *to); err != nil {
-			return fmt.Errorf("-to: %w", err)
-		}
+	if r.From, r.To, err = timeRange(*from, *to); err != nil {
+		return err
 	}
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("%w (see `chattap remap -h`)", err)
