@@ -17,11 +17,14 @@ import (
 // Case 5: the Segment endpoint down, then answering 500s, then 429 with
 // Retry-After, then slower than the sink's timeout, then 401, a while
 // each: nothing lost once it recovers, the lag visible in the metrics
-// meanwhile, and nothing dead-lettered.
+// and on /readyz meanwhile (degraded, naming the sink: "behind" while it
+// is down, failing or slower than its timeout; "refuses chattap" for the
+// 401), and nothing dead-lettered.
 func TestCase5SinkOutage(t *testing.T) {
 	w := newWorld(t)
 	port := brokertest.FreePort(t)
-	env := embeddedEnv(t, w, port, nil)
+	// A lag warning shorter than a phase, so that each phase shows.
+	env := embeddedEnv(t, w, port, map[string]string{"CHATTAP_SINK_LAG_WARNING": pick("1s", "10s")})
 	c := newChattap(t, "chattap", env)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	phase := pick(2*time.Second, 30*time.Second)
@@ -86,12 +89,10 @@ func TestCase5SinkOutage(t *testing.T) {
 	for _, s := range seen {
 		retried = retried || !strings.Contains(s, "retried 0,")
 	}
-	shown := false
-	for _, s := range seen {
-		shown = shown || !strings.Contains(s, `/readyz 200 "{\"status\":\"ready\"}"`)
-	}
-	if !shown {
-		t.Errorf("/readyz never showed the sink's lag during the outage: %v", seen)
+	for i, want := range []string{"sink segment is behind", "sink segment is behind", "sink segment is behind", "sink segment is behind", "sink segment: the destination refuses chattap"} {
+		if !strings.Contains(seen[i], `/readyz 200 "{\"status\":\"degraded\"`) || !strings.Contains(seen[i], want) {
+			t.Errorf("/readyz at the end of phase %s: want 200 degraded with %q", seen[i], want)
+		}
 	}
 	if !retried {
 		t.Errorf("the metrics never showed a retry during the outage: %v", seen)

@@ -14,8 +14,9 @@ type item struct {
 	done func(error)
 }
 
-// batcher gathers Deliveries into batches of at most size events and
-// spec.MaxBatchBytes, waits at most linger for a batch to fill, and hands
+// batcher gathers Deliveries into batches of at most size events (fewer
+// for an event being isolated: a batch holds at most the smallest
+// isolationCap among its events) and spec.MaxBatchBytes, waits at most linger for a batch to fill, and hands
 // each batch to send on one of at most workers goroutines. send must call
 // every item's done. It is what the webhook and file sinks share;
 // analytics-go does its own batching for Segment.
@@ -74,6 +75,7 @@ func (b *batcher) loop() {
 	var (
 		batch []item
 		bytes int
+		limit = b.size // the smallest isolationCap in batch
 		timer = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
@@ -83,7 +85,7 @@ func (b *batcher) loop() {
 			return
 		}
 		out := batch
-		batch, bytes = nil, 0
+		batch, bytes, limit = nil, 0, b.size
 		b.slots <- struct{}{}
 		b.sending.Add(1)
 		go func() {
@@ -99,15 +101,20 @@ func (b *batcher) loop() {
 				return
 			}
 			// +1 for the comma; the envelope's own bytes are allowed for.
-			if len(batch) > 0 && bytes+len(it.d.Raw)+1 > spec.MaxBatchBytes-1024 {
+			// An event being isolated goes in a batch of at most its cap:
+			// a separate request, sent alongside the others, rather than
+			// one more request in a row within the same send.
+			c := isolationCap(b.size, it.d.Isolation)
+			if len(batch) > 0 && (bytes+len(it.d.Raw)+1 > spec.MaxBatchBytes-1024 || len(batch) >= c) {
 				flush()
 			}
+			limit = min(limit, c)
 			batch = append(batch, it)
 			bytes += len(it.d.Raw) + 1
 			if len(batch) == 1 {
 				timer.Reset(b.linger)
 			}
-			if len(batch) >= b.size {
+			if len(batch) >= limit {
 				flush()
 			}
 		case <-timer.C:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // destinationSettings names, per sink, the variables that point it at its
@@ -51,17 +52,43 @@ func (w *worker) accepted() {
 
 // Health is nil while every sink's destination takes chattap's requests;
 // otherwise it names each sink whose destination refuses chattap itself
-// (401, 403, 404: see ClassifyStatus) and the variables to check. It never
-// holds a credential. It does not block and is safe for concurrent use.
+// (401, 403, 404: see ClassifyStatus) and the variables to check, and each
+// sink that is behind (see lag). It never holds a credential. It does not
+// block and is safe for concurrent use.
 func (r *Runner) Health() error {
 	r.mu.Lock()
 	workers := r.workers
 	r.mu.Unlock()
 	var errs []error
+	now := time.Now()
 	for _, w := range workers {
 		if m := w.misconf.Load(); m != nil {
 			errs = append(errs, m.err(w.name))
+		} else if err := w.lag(now); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lag is non-nil while the sink is behind: its deliveries fail (down,
+// 5xx, 429, timeouts: anything retryable) and it has delivered nothing
+// for longer than LagWarning. The failure must be recent too, within a
+// backoff maximum and LagWarning, so that events another replica took
+// over do not keep this one degraded for ever. It names the sink and its
+// lag: the events waiting for a retry here, and how long ago the oldest
+// first failed.
+func (w *worker) lag(now time.Time) error {
+	o := w.r.o
+	accept, failure := time.Unix(0, w.lastAccept.Load()), time.Unix(0, w.lastFailure.Load())
+	if w.lastFailure.Load() == 0 || !failure.After(accept) || now.Sub(accept) < o.LagWarning || now.Sub(failure) > o.BackoffMax+o.LagWarning {
+		return nil
+	}
+	n, oldest := w.failures.backlog()
+	msg := fmt.Sprintf("sink %s is behind: nothing delivered for %s while deliveries fail; %d events waiting for a retry",
+		w.name, now.Sub(accept).Round(time.Second), n)
+	if !oldest.IsZero() {
+		msg += fmt.Sprintf(", the oldest failing for %s", now.Sub(oldest).Round(time.Second))
+	}
+	return errors.New(msg)
 }

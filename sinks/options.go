@@ -30,6 +30,7 @@ type DeliveryOptions struct {
 	BackoffMin    time.Duration `env:"CHATTAP_SINK_BACKOFF_MIN" envDefault:"1s" help:"delay before the first redelivery after a retryable failure; it doubles each time"`
 	BackoffMax    time.Duration `env:"CHATTAP_SINK_BACKOFF_MAX" envDefault:"5m" help:"longest delay between redeliveries (a longer Retry-After is still honoured, up to 1h)"`
 	AckWait       time.Duration `env:"CHATTAP_SINK_ACK_WAIT" envDefault:"0s" help:"how long JetStream waits for an outcome before redelivering; 0: derived from the sink's timeout; else at least 3 × an HTTP sink's request timeout"`
+	LagWarning    time.Duration `env:"CHATTAP_SINK_LAG_WARNING" envDefault:"30s" help:"how long a sink may go without delivering an event while its deliveries fail before /readyz says degraded, naming the sink and its lag"`
 	Start         string        `env:"CHATTAP_SINK_START" envDefault:"all" help:"where a new sink's consumer starts: all (every event still on CHATTAP_EVENTS) or new"`
 }
 
@@ -41,6 +42,7 @@ var DefaultDeliveryOptions = DeliveryOptions{
 	FlushInterval: 500 * time.Millisecond,
 	BackoffMin:    time.Second,
 	BackoffMax:    5 * time.Minute,
+	LagWarning:    30 * time.Second,
 	Start:         "all",
 }
 
@@ -63,6 +65,9 @@ func (o DeliveryOptions) withDefaults() DeliveryOptions {
 	}
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = d.BackoffMax
+	}
+	if o.LagWarning <= 0 {
+		o.LagWarning = d.LagWarning
 	}
 	if o.Start == "" {
 		o.Start = d.Start
@@ -93,6 +98,9 @@ func (o DeliveryOptions) Validate() error {
 	}
 	if o.AckWait < 0 {
 		errs = append(errs, fmt.Errorf("CHATTAP_SINK_ACK_WAIT=%v: must be 0 (derived) or positive", o.AckWait))
+	}
+	if o.LagWarning < 0 {
+		errs = append(errs, fmt.Errorf("CHATTAP_SINK_LAG_WARNING=%v: must be positive", o.LagWarning))
 	}
 	if o.Start != "" && o.Start != "all" && o.Start != "new" {
 		errs = append(errs, fmt.Errorf("CHATTAP_SINK_START=%q: must be all or new", o.Start))

@@ -111,6 +111,41 @@ func TestMisconfiguredDestinationDeadLettersNothing(t *testing.T) {
 	}
 }
 
+// TestHealthNamesASinkThatIsBehind: a destination that fails every
+// delivery with a retryable answer makes Health name the sink and its lag
+// once nothing has been delivered for LagWarning, and Health clears once
+// the destination accepts again.
+func TestHealthNamesASinkThatIsBehind(t *testing.T) {
+	for _, sk := range httpSinks {
+		t.Run(sk.name, func(t *testing.T) {
+			t.Parallel()
+			srv := brokertest.Start(t)
+			rcv := sinkstest.NewReceiver(t, writeKey)
+			var fail atomic.Bool
+			fail.Store(true)
+			rcv.SetRespond(func(int, []spec.Message) (int, http.Header) {
+				if fail.Load() {
+					return http.StatusInternalServerError, nil
+				}
+				return 0, nil
+			})
+			o := fast()
+			o.LagWarning = 300 * time.Millisecond
+			events := sinkstest.Events("lag", 10)
+			publish(t, srv.JS, events...)
+			r := startRunner(t, srv.JS, o, sk.make(t, rcv, o))
+			waitUntil(t, 10*time.Second, "Health to say the sink is behind", func() bool { return r.Health() != nil })
+			h := r.Health().Error()
+			if !strings.Contains(h, "sink "+sk.name+" is behind") || !strings.Contains(h, "10 events waiting for a retry") || !strings.Contains(h, "the oldest failing for") {
+				t.Errorf("Health = %q, want it to name sink %s, its 10 waiting events and the oldest's age", h, sk.name)
+			}
+			fail.Store(false)
+			rcv.WaitUnique(t, len(events), 10*time.Second)
+			waitUntil(t, 5*time.Second, "Health clears", func() bool { return r.Health() == nil })
+		})
+	}
+}
+
 // scriptedSink answers each delivery with what script says for its
 // attempt.
 type scriptedSink struct {

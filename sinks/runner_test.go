@@ -148,6 +148,58 @@ func TestBadRequestDeadLettersExactlyThoseEvents(t *testing.T) {
 	}
 }
 
+// TestRetryablePoisonIsIsolated: a destination that answers 500 to every
+// request holding one chosen event, and 200 otherwise, gets every other
+// event once; exactly the chosen one is dead-lettered after MaxDeliveries.
+// Without isolation the events batched with it fail as often and are
+// dead-lettered alongside.
+func TestRetryablePoisonIsIsolated(t *testing.T) {
+	for _, sk := range httpSinks {
+		t.Run(sk.name, func(t *testing.T) {
+			t.Parallel()
+			srv := brokertest.Start(t)
+			rcv := sinkstest.NewReceiver(t, writeKey)
+			events := sinkstest.Events("poison500", 60)
+			poison := events[17].MessageID
+			rcv.SetRespond(func(_ int, batch []spec.Message) (int, http.Header) {
+				for _, m := range batch {
+					if m.MessageID == poison {
+						return http.StatusInternalServerError, nil
+					}
+				}
+				return 0, nil
+			})
+			o := fast()
+			// 20 events per batch: the cap is 1 from isolation level 4 on,
+			// well below 12 failed deliveries.
+			o.MaxDeliveries = 12
+			// A linger longer than the backoff's jitter: the events NAKed
+			// together come back in one batch, as in production, instead
+			// of being spread apart by chance.
+			o.FlushInterval = 300 * time.Millisecond
+			publish(t, srv.JS, events...)
+			startRunner(t, srv.JS, o, sk.make(t, rcv, o))
+			rcv.WaitUnique(t, len(events)-1, 20*time.Second)
+			waitUntil(t, 20*time.Second, "a dead letter", func() bool { return len(dlq(t, srv.JS, sinks.DLQFilter{})) >= 1 })
+			time.Sleep(200 * time.Millisecond) // anything else would show up now
+
+			entries := dlq(t, srv.JS, sinks.DLQFilter{})
+			if len(entries) != 1 || entries[0].ID != poison || !strings.Contains(entries[0].Reason, "12 failed deliveries") {
+				var ids []string
+				for _, e := range entries {
+					ids = append(ids, e.ID+": "+e.Reason)
+				}
+				t.Errorf("DLQ holds %v, want exactly %s after 12 failed deliveries", ids, poison)
+			}
+			for _, m := range events {
+				if n := rcv.Count(m.MessageID); m.MessageID != poison && n != 1 {
+					t.Errorf("%s delivered %d times, want once", m.MessageID, n)
+				}
+			}
+		})
+	}
+}
+
 // TestInvalidAndOversizeEventsAreDeadLettered: what no destination would
 // take goes to the DLQ of every sink, and analytics-go's own size limit is
 // honoured too.

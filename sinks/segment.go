@@ -63,6 +63,10 @@ type Segment struct {
 	// reported to Success (the transport answers analytics-go with 200
 	// whatever happened, so it does not retry).
 	failed map[string][]error
+	// isolation holds the highest Delivery.Isolation of each pending
+	// event, for the transport's isolationCap.
+	isolation map[string]int
+	size      int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -91,12 +95,16 @@ func NewSegment(o SegmentOptions, d DeliveryOptions, deps Deps) (*Segment, error
 		tout:    o.Timeout,
 		pending: make(map[string][]func(error)),
 		failed:  make(map[string][]error),
+		// analytics-go batches by its own rules; the transport cuts its
+		// batches by isolationCap.
+		isolation: make(map[string]int),
+		size:      d.BatchSize,
 	}
 	client, err := analytics.NewWithConfig(o.WriteKey, analytics.Config{
 		Endpoint:  o.Endpoint,
 		Interval:  d.FlushInterval,
 		BatchSize: d.BatchSize,
-		Transport: &segmentTransport{base: deps.transport(), timeout: o.Timeout, record: s.recordFailure},
+		Transport: &segmentTransport{base: deps.transport(), timeout: o.Timeout, record: s.recordFailure, capOf: s.isolationCap},
 		Logger:    analyticsLogger{s.log},
 		Callback:  segmentCallback{s},
 		// Never reached while the transport answers every request, but if
@@ -133,6 +141,7 @@ func (s *Segment) Deliver(_ context.Context, d Delivery, done func(error)) {
 	id := d.ID()
 	s.mu.Lock()
 	s.pending[id] = append(s.pending[id], done)
+	s.isolation[id] = max(s.isolation[id], d.Isolation)
 	s.mu.Unlock()
 	if err := s.client.Enqueue(msg); err != nil {
 		if errors.Is(err, analytics.ErrClosed) {
@@ -194,12 +203,21 @@ func (s *Segment) settle(id string, err error) {
 		s.pending[id] = ps[1:]
 		if len(s.pending[id]) == 0 {
 			delete(s.pending, id)
+			delete(s.isolation, id)
 		}
 	}
 	s.mu.Unlock()
 	if done != nil {
 		done(err)
 	}
+}
+
+// isolationCap is the most events a request holding the event id may
+// carry (see isolationCap).
+func (s *Segment) isolationCap(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return isolationCap(s.size, s.isolation[id])
 }
 
 type segmentCallback struct{ s *Segment }

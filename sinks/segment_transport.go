@@ -22,6 +22,8 @@ type segmentTransport struct {
 	base    http.RoundTripper
 	timeout time.Duration
 	record  func(id string, err error)
+	// capOf is the isolationCap of the event with this messageId.
+	capOf func(id string) int
 }
 
 func (t *segmentTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -48,15 +50,20 @@ func (t *segmentTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return t.post(req, b)
 	}
-	for i, err := range sendIsolating(batch.Batch, post) {
-		if err == nil {
-			continue
-		}
+	ids := make([]string, len(batch.Batch))
+	caps := make([]int, len(batch.Batch))
+	for i, m := range batch.Batch {
 		var id struct {
 			MessageID string `json:"messageId"`
 		}
-		_ = json.Unmarshal(batch.Batch[i], &id)
-		t.record(id.MessageID, err)
+		_ = json.Unmarshal(m, &id)
+		ids[i] = id.MessageID
+		caps[i] = t.capOf(id.MessageID)
+	}
+	for i, err := range sendIsolating(batch.Batch, caps, post) {
+		if err != nil {
+			t.record(ids[i], err)
+		}
 	}
 	return &http.Response{
 		Status:        "200 OK",

@@ -28,6 +28,8 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 			w.log.Debug("ack failed; the event will be delivered again", "id", d.ID(), "err", aerr)
 		}
 		w.failures.forget(d.Sequence)
+		w.accepts.Add(1)
+		w.lastAccept.Store(time.Now().UnixNano())
 		w.r.m.Delivered(w.name)
 		w.accepted()
 	case errors.Is(err, ErrClosed):
@@ -71,9 +73,11 @@ func (w *worker) settle(msg jetstream.Msg, d Delivery, err error) {
 // metadata unreadable) falls back on JetStream's count of deliveries.
 func (w *worker) countFailure(d Delivery) int {
 	if d.Sequence == 0 {
+		w.lastFailure.Store(time.Now().UnixNano())
 		return d.Attempt
 	}
-	return w.failures.add(d.Sequence)
+	w.lastFailure.Store(time.Now().UnixNano())
+	return w.failures.add(d.Sequence, w.accepts.Load())
 }
 
 // deadLetter publishes the event to chattap.dlq.<sink>, then terminates

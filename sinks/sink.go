@@ -42,6 +42,11 @@ type Delivery struct {
 	Sequence uint64
 	// Attempt counts deliveries of this event to this sink, from 1.
 	Attempt int
+	// Isolation is 0 for an event that never failed; a sink that batches
+	// sends the event in a request of at most max(1, BatchSize >> Isolation)
+	// events (see isolationCap), so that an event the destination always
+	// refuses ends up alone and the others are delivered.
+	Isolation int
 }
 
 // ID is the event's messageId.

@@ -111,6 +111,7 @@ type Webhook struct {
 	log     *slog.Logger
 	m       *metrics.Sinks
 	linger  time.Duration
+	size    int // events per request
 	tr      tracker
 	b       *batcher
 	now     func() time.Time
@@ -144,6 +145,7 @@ func NewWebhook(o WebhookOptions, d DeliveryOptions, deps Deps) (*Webhook, error
 		log:    deps.logger().With("sink", "webhook"),
 		m:      deps.Metrics,
 		linger: d.FlushInterval,
+		size:   d.BatchSize,
 		now:    time.Now,
 	}
 	if o.Secret != "" {
@@ -172,11 +174,24 @@ func (w *Webhook) Close(ctx context.Context) error {
 
 func (w *Webhook) sendBatch(items []item) {
 	raws := make([]json.RawMessage, len(items))
+	caps := make([]int, len(items))
 	for i, it := range items {
 		raws[i] = it.d.Raw
+		caps[i] = isolationCap(w.size, it.d.Isolation)
 	}
-	for i, err := range sendIsolating(raws, w.post) {
-		items[i].done(err)
+	// The accepted events are settled first: a failure settled after an
+	// acceptance in the same round raises the failing events' isolation
+	// level (see failures), which is what bisects a poison event out.
+	errs := sendIsolating(raws, caps, w.post)
+	for i, err := range errs {
+		if err == nil {
+			items[i].done(nil)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			items[i].done(err)
+		}
 	}
 }
 

@@ -32,6 +32,12 @@ type worker struct {
 	// failures counts the failed deliveries that count towards
 	// MaxDeliveries.
 	failures failures
+	// accepts counts the events the destination accepted.
+	accepts atomic.Uint64
+	// lastAccept and lastFailure are when (Unix nanoseconds) the
+	// destination last accepted an event and last failed one with a
+	// retryable answer: /readyz's lag (Runner.Health).
+	lastAccept, lastFailure atomic.Int64
 
 	mu       sync.Mutex
 	stopping bool
@@ -57,6 +63,7 @@ func newWorker(ctx context.Context, r *Runner, s Sink) (*worker, error) {
 		loopDone: make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.lastAccept.Store(time.Now().UnixNano())
 	return w, nil
 }
 
@@ -167,6 +174,7 @@ func (w *worker) handle(msg jetstream.Msg) {
 		<-w.sem
 		return
 	}
+	d.Isolation = w.failures.level(seq)
 	w.outstanding.Add(1)
 	w.r.m.InFlight(w.name, 1)
 	start := time.Now()

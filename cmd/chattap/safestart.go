@@ -25,7 +25,7 @@ func (c *config) unsafeStart() []error {
 		}
 		if len(open) > 0 {
 			var b strings.Builder
-			fmt.Fprintf(&b, "CHATTAP_LISTEN_ADDR=%s can be reached from other machines, and %s, which write into your customer profiles, would accept requests from anyone. Set:", c.ListenAddr, plural(len(open), "this route", "these routes"))
+			fmt.Fprintf(&b, "CHATTAP_LISTEN_ADDR=%s can be reached from other machines, and %s into your customer profiles, would accept requests from anyone. Set:", c.ListenAddr, plural(len(open), "this route, which writes", "these routes, which write"))
 			for _, r := range open {
 				fmt.Fprintf(&b, "\n      %-32s guards %-28s sent as %s", r.TokenEnv+"=…", r.Route, r.Carrier)
 			}
