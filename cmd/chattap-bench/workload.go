@@ -147,8 +147,11 @@ func (w *workload) webhook(dst []byte, c *conversation, kind string, rng *rand.R
 	dst = append(dst, c.cid...)
 	dst = append(dst, `","contact":{`...)
 	if c.traits {
-		// The same contact on every event of the conversation: one identify.
-		dst = fmt.Appendf(dst, `"id":%d,"name":"Contact %s","email":"contact-%s@example.com"`, 1000+len(c.cid), c.cid[len(c.cid)-6:], c.cid[len(c.cid)-12:])
+		// The same contact on every event of the conversation, and a
+		// contact of its own (its id is the cid's unique tail): one
+		// identify. A contact id shared by concurrent conversations would
+		// flip its traits back and forth, and each change is an identify.
+		dst = fmt.Appendf(dst, `"id":"%s","name":"Contact %s","email":"contact-%s@example.com"`, c.cid[len(c.cid)-16:], c.cid[len(c.cid)-6:], c.cid[len(c.cid)-12:])
 	}
 	dst = fmt.Appendf(dst, `},"context":{"step":%d},"conversation":{},"widget":{"id":%d,"name":"Support %d"}},"packet":{"name":"%s","payload":`, c.step, 10+c.widget, c.widget, kind)
 	switch kind {
