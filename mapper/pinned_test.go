@@ -88,8 +88,11 @@ func TestPinnedTakeoverOnServer(t *testing.T) {
 	first := <-standby
 	takeover := first.at.Sub(killed)
 	t.Logf("standby pinned and delivered seq %d (delivery %d) %v after the active connection closed (pinned TTL %v)", first.seq, first.delivered, takeover.Round(10*time.Millisecond), pinnedTTL)
-	if first.seq <= 10 || first.delivered != 1 {
-		t.Errorf("the standby's first delivery is seq %d, delivery %d: want a new message (the server handed over what the dead client held)", first.seq, first.delivered)
+	// A message in flight to the dead client when its connection closed
+	// may come to the standby as a second delivery at once; what must not
+	// come first is one of the ten the dead client held.
+	if first.seq <= 10 {
+		t.Errorf("the standby's first delivery is seq %d, delivery %d: want a message the dead client did not hold (the server handed over what it held)", first.seq, first.delivered)
 	}
 	// The bound is generous (a shared CI machine under -race): what is
 	// asserted is that the pin moves on its TTL, not after the ack wait.
