@@ -146,30 +146,40 @@ func TestHealthNamesASinkThatIsBehind(t *testing.T) {
 	}
 }
 
+// attemptLog records the attempt number of every delivery a fake sink
+// is handed, for the tests to read back.
+type attemptLog struct {
+	mu       sync.Mutex
+	attempts []int
+}
+
+func (l *attemptLog) record(d sinks.Delivery) {
+	l.mu.Lock()
+	l.attempts = append(l.attempts, d.Attempt)
+	l.mu.Unlock()
+}
+
+func (l *attemptLog) seen() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.attempts...)
+}
+
 // scriptedSink answers each delivery with what script says for its
 // attempt.
 type scriptedSink struct {
-	mu       sync.Mutex
-	attempts []int
-	script   func(attempt int) error
+	attemptLog
+	script func(attempt int) error
 }
 
 func (s *scriptedSink) Name() string { return "scripted" }
 
 func (s *scriptedSink) Deliver(_ context.Context, d sinks.Delivery, done func(error)) {
-	s.mu.Lock()
-	s.attempts = append(s.attempts, d.Attempt)
-	s.mu.Unlock()
+	s.record(d)
 	go done(s.script(d.Attempt))
 }
 
 func (s *scriptedSink) Close(context.Context) error { return nil }
-
-func (s *scriptedSink) seen() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]int(nil), s.attempts...)
-}
 
 // TestMisconfiguredRefusalsDoNotCountTowardsMaxDeliveries: deliveries
 // refused because chattap's key is wrong say nothing about the event, so
@@ -264,29 +274,20 @@ func TestDeadLetteringAfterADropStoresItAgain(t *testing.T) {
 
 // silentSink takes deliveries and calls back only when told to.
 type silentSink struct {
-	mu       sync.Mutex
-	attempts []int
-	answer   atomic.Bool
+	attemptLog
+	answer atomic.Bool
 }
 
 func (s *silentSink) Name() string { return "silent" }
 
 func (s *silentSink) Deliver(_ context.Context, d sinks.Delivery, done func(error)) {
-	s.mu.Lock()
-	s.attempts = append(s.attempts, d.Attempt)
-	s.mu.Unlock()
+	s.record(d)
 	if s.answer.Load() {
 		done(nil)
 	}
 }
 
 func (s *silentSink) Close(context.Context) error { return nil }
-
-func (s *silentSink) seen() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]int(nil), s.attempts...)
-}
 
 // TestWatchdogSettlesASinkThatNeverAnswers: a delivery whose sink never
 // calls back is settled as a retryable timeout, and the event is
