@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chattap/chattap/broker"
 	"github.com/chattap/chattap/ingest"
 	"github.com/chattap/chattap/spec"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestWrongOrMissingTokenIsRefused(t *testing.T) {
@@ -184,21 +182,7 @@ func TestHeadersAreNotAddedByTheProxy(t *testing.T) {
 // recorded without its payload, and the add-on callback gets 413, not an
 // endless 503.
 func TestObservationOverBrokerLimit(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, MaxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := smallEmbedded(t)
 	up := newUpstream(t, replyWith(http.StatusOK, nil, "{}"))
 	o := testOptions()
 	o.BotWebhookURL = up.URL
@@ -224,20 +208,7 @@ func TestObservationOverBrokerLimit(t *testing.T) {
 // the record too large for the broker, only the largest payloads are left
 // out, so the contact's message is still recorded in full.
 func TestRecordOverBrokerLimitKeepsTheSmallEvents(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), MaxPayload: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := smallEmbedded(t)
 	big := `{"packet":{"name":"message","payload":{"body":"` + strings.Repeat("x", 100<<10) + `"}}}`
 	up := newUpstream(t, replyWith(http.StatusOK, nil, "["+replyEvent1+","+big+"]"))
 	o := testOptions()

@@ -18,9 +18,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// smallBroker is an embedded broker whose max_payload is 64 KiB, with the
-// streams, and a started publisher on it.
-func smallBroker(t *testing.T) (*nats.Conn, jetstream.JetStream, *ingest.Publisher, *metrics.Registry) {
+// smallEmbedded is an embedded broker whose max_payload is 64 KiB, with
+// the streams declared.
+func smallEmbedded(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), MaxPayload: 64 << 10})
 	if err != nil {
@@ -36,6 +36,13 @@ func smallBroker(t *testing.T) (*nats.Conn, jetstream.JetStream, *ingest.Publish
 	if err := broker.Ensure(t.Context(), js, broker.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return nc, js
+}
+
+// smallBroker is smallEmbedded with a started publisher on it.
+func smallBroker(t *testing.T) (*nats.Conn, jetstream.JetStream, *ingest.Publisher, *metrics.Registry) {
+	t.Helper()
+	nc, js := smallEmbedded(t)
 	reg := metrics.New()
 	pub, err := ingest.NewPublisher(nc, 1000, 64, time.Second, slog.New(slog.DiscardHandler), metrics.NewIngest(reg))
 	if err != nil {
