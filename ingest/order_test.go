@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/chattap/chattap/ingest"
 	"github.com/chattap/chattap/metrics"
 	"github.com/chattap/chattap/spec"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -183,4 +185,74 @@ func allRecords(t *testing.T, js jetstream.JetStream) [][]spec.Observation {
 		out = append(out, obs)
 	}
 	return out
+}
+
+// TestResendProbesBeforeOpeningTheWindow: a broker that comes back in the
+// middle of a resend (JetStream restarted on a store that takes writes
+// again, case 9 of the fault suite) can refuse the first records it is
+// sent and store the later ones. Here a responder stands in for
+// JetStream on CHATTAP_RAW's subjects: first there is none ("no
+// responders"), then one that refuses the first publish it sees and
+// stores every later one. Had the publisher resent its whole window at
+// once, the first record would be stored behind the others; it must send
+// the first alone until one is stored.
+func TestResendProbesBeforeOpeningTheWindow(t *testing.T) {
+	s := brokertest.Start(t)
+	if err := s.JS.DeleteStream(t.Context(), spec.StreamRaw); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ingest.NewPublisher(s.Conn, 1000, 64, 5*time.Second, slog.New(slog.DiscardHandler), metrics.NewIngest(metrics.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = pub.Stop(ctx)
+	})
+	const n = 8
+	done := make(chan error, n)
+	for i := range n {
+		if err := pub.Enqueue(oneEvent(fmt.Sprintf("r%d", i), "conv-x", `{"n":1}`), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(30 * time.Millisecond) // the first is answered "no responders"
+
+	var mu sync.Mutex
+	var stored []string
+	seen := 0
+	sub, err := s.Conn.Subscribe(spec.SubjectRawPrefix+">", func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen++; seen == 1 {
+			_ = m.Respond([]byte(`{"error":{"code":503,"err_code":10008,"description":"stream is being restored"}}`))
+			return
+		}
+		stored = append(stored, m.Header.Get(jetstream.MsgIDHeader))
+		_ = m.Respond(fmt.Appendf(nil, `{"stream":%q,"seq":%d}`, spec.StreamRaw, len(stored)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for range n {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("records not stored within 10 s")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("r%d", i)
+	}
+	if !slices.Equal(stored, want) {
+		t.Errorf("stored as %v, want %v", stored, want)
+	}
 }

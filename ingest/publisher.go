@@ -48,21 +48,35 @@ var (
 // The connection refuses publishes while it reconnects (see
 // broker.Connect), so nothing newer slips through in the meantime.
 //
-// One case leaves a record behind a later one, and no resend can undo it:
-// a publish of the window fails while a later one of the same window,
-// already sent, is stored. JetStream stores in the order it receives on
-// one connection, so this takes an answer that refuses the earlier record
-// but not the later: "no responders" or a JetStream error while a
-// stream's leader changes (a cluster), or a timed-out publish the old
-// leader never stored. Sending the later one again would not help:
-// JetStream drops it as a duplicate, where it stands. The earlier record
-// is stored right after the window, so it is late by less than one
-// window; the mapper maps it when it comes, as the conversation's latest
-// Observation: its events keep their own received_at timestamps and
-// messageIds, while what the mapper derives from order (which message
-// opened the conversation, which state a later event sees) follows the
-// stream. A dropped connection fails the whole window at once and JetStream
-// has stored a prefix of it, so order holds there.
+// After a failure the window opens again only once the broker has stored
+// something: the first record of a resend goes alone (the probe), and
+// the rest follow once it is acknowledged. A broker that fails a round
+// often fails it for a while and then comes back in the middle of one
+// (JetStream restarted on a store that takes writes again, a stream
+// leader elected): a whole window resent then would have its first
+// records answered "no responders" or lost with the old stream, and the
+// later ones stored, ahead of them. With the probe, nothing later is in
+// flight while the broker may still drop a record. Case 9 of the fault
+// suite (RELIABILITY.md) stored held records behind newer ones across a
+// JetStream restart until the probe; it costs one round trip per failed
+// round.
+//
+// One case still leaves a record behind a later one, and no resend can
+// undo it: a publish of a full window (the broker answered the probe)
+// fails while a later one of the same window, already sent, is stored.
+// JetStream stores in the order it receives on one connection, so this
+// takes an answer that refuses the earlier record but not the later: "no
+// responders" or a JetStream error while a stream's leader changes (a
+// cluster), or a timed-out publish the old leader never stored. Sending
+// the later one again would not help: JetStream drops it as a duplicate,
+// where it stands. The earlier record is stored right after the window, so
+// it is late by less than one window; the mapper maps it when it comes, as
+// the conversation's latest Observation: its events keep their own
+// received_at timestamps and messageIds, while what the mapper derives
+// from order (which message opened the conversation, which state a later
+// event sees) follows the stream. A dropped connection fails the whole
+// window at once and JetStream has stored a prefix of it, so order holds
+// there.
 //
 // A Publisher is safe for concurrent use.
 type Publisher struct {
@@ -266,18 +280,25 @@ func (p *Publisher) run() {
 	defer p.done.Done()
 	var flight, redo []*pending
 	rounds := 0
+	// probing: a round failed and nothing has been stored since; the
+	// window is one record (the probe) until something is.
+	probing := false
 	for {
 		if len(redo) > 0 && len(flight) == 0 && !p.await(rounds) {
 			p.abandon(nil, redo)
 			return
 		}
-		for len(redo) > 0 && len(flight) < p.window {
+		window := p.window
+		if probing {
+			window = 1
+		}
+		for len(redo) > 0 && len(flight) < window {
 			it := redo[0]
 			redo = redo[1:]
 			flight = append(flight, it)
 			if !p.send(it) {
 				redo, flight = append(p.settle(flight), redo...), nil
-				rounds++
+				rounds, probing = rounds+1, true
 				break
 			}
 		}
@@ -285,7 +306,7 @@ func (p *Publisher) run() {
 			continue
 		}
 		var queue chan *pending
-		if len(redo) == 0 && len(flight) < p.window {
+		if len(redo) == 0 && len(flight) < window {
 			queue = p.queue
 		}
 		var head *pending
@@ -300,18 +321,19 @@ func (p *Publisher) run() {
 			flight = append(flight, it)
 			if !p.send(it) {
 				redo, flight = p.settle(flight), nil
-				rounds++
+				rounds, probing = rounds+1, true
 			}
 		case <-ok:
 			p.finish(head, nil)
 			flight = flight[1:]
+			probing = false // stored: the broker takes writes again
 			if len(flight) == 0 && len(redo) == 0 {
 				rounds = 0
 			}
 		case err := <-fail:
 			head.err = err
 			redo, flight = append(p.settle(flight), redo...), nil
-			rounds++
+			rounds, probing = rounds+1, true
 		case <-p.stopping:
 			p.abandon(flight, redo)
 			return
