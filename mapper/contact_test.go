@@ -66,3 +66,50 @@ func TestIdentifyCarriesOnlyTheNews(t *testing.T) {
 		t.Errorf("next Contact %+v", after)
 	}
 }
+
+// TestOlderConversationMappedLateAnnouncesNothing: the contact's newer
+// conversation (a new email) is mapped first, as when the older one's
+// partition is behind (a takeover, records held while the store was
+// full). The older conversation's email differs from the stored one but
+// is older: no identify, and the Contact keeps the newer email, so the
+// destination does not end with the old value. A value newer than the
+// stored one is still news.
+func TestOlderConversationMappedLateAnnouncesNothing(t *testing.T) {
+	m, err := mapper.New(mapper.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := spec.DefaultSettings
+	at := func(o *spec.Observation, d time.Duration) *spec.Observation {
+		o.ReceivedAt = o.ReceivedAt.Add(d)
+		return o
+	}
+	newer := at(contactWebhook("0193c5e4-0000-7000-8000-000000000012", "chatbot::1:newer", `{"id":48213,"email":"new@example.org"}`), time.Hour)
+	out, _, ct, _, err := m.MapContact(newer, mapper.State{}, mapper.Contact{}, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := identifyOf(t, out); id == nil || id.Traits[spec.TraitEmail] != "new@example.org" {
+		t.Fatalf("newer conversation: identify %+v, want the new email", id)
+	}
+	older := contactWebhook("0193c5e4-0000-7000-8000-000000000011", "chatbot::1:older", `{"id":48213,"email":"old@example.org","name":"Maria"}`)
+	out, _, ct, _, err = m.MapContact(older, mapper.State{}, ct, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The name is news (never announced); the older email is not.
+	if id := identifyOf(t, out); id == nil || id.Traits[spec.TraitName] != "Maria" || len(id.Traits) != 1 {
+		t.Errorf("older conversation: identify %+v, want the name alone", id)
+	}
+	if ct.Traits[spec.TraitEmail] != "new@example.org" {
+		t.Errorf("Contact after the older conversation: email %q, want the newer one", ct.Traits[spec.TraitEmail])
+	}
+	latest := at(contactWebhook("0193c5e4-0000-7000-8000-000000000013", "chatbot::1:latest", `{"id":48213,"email":"latest@example.org"}`), 2*time.Hour)
+	out, _, _, _, err = m.MapContact(latest, mapper.State{}, ct, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := identifyOf(t, out); id == nil || id.Traits[spec.TraitEmail] != "latest@example.org" {
+		t.Errorf("latest conversation: identify %+v, want the latest email", id)
+	}
+}

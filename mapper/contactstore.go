@@ -1,11 +1,13 @@
 package mapper
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/chattap/chattap/spec"
@@ -92,11 +94,45 @@ func (s contactStore) put(ctx context.Context, news Contact) error {
 	return fmt.Errorf("write contact state: %w, %d times", errConflict, maxContactConflicts)
 }
 
-// over is ct's userId and traits over stored's, copied (an empty userId
-// keeps stored's).
-func (stored Contact) over(ct Contact) Contact {
-	st := State{AnonymousID: ct.Key, UserID: ct.UserID, Traits: ct.Traits}
-	return stored.merged(&st)
+// over is news's userId and traits over stored's, copied, each where news
+// announced it from an event not older than the one stored (a value without a
+// time, from a version 1 Contact, always); an empty userId keeps stored's.
+// Another conversation of the contact may have stored a newer value since
+// news was read: it stays.
+func (stored Contact) over(news Contact) Contact {
+	next := Contact{V: ContactVersion, Key: cmp.Or(news.Key, stored.Key), UserID: stored.UserID}
+	if len(stored.At)+len(news.At) > 0 {
+		next.At = maps.Clone(stored.At)
+		if next.At == nil {
+			next.At = map[string]int64{}
+		}
+	}
+	wins := func(key string) bool {
+		at, ok := news.At[key]
+		if !ok {
+			return true
+		}
+		if at < stored.At[key] {
+			return false
+		}
+		next.At[key] = at
+		return true
+	}
+	if news.UserID != "" && news.UserID != stored.UserID && wins(atUserID) {
+		next.UserID = news.UserID
+	}
+	if len(stored.Traits)+len(news.Traits) > 0 {
+		next.Traits = maps.Clone(stored.Traits)
+		if next.Traits == nil {
+			next.Traits = map[string]string{}
+		}
+		for k, v := range news.Traits {
+			if stored.Traits[k] != v && wins(k) {
+				next.Traits[k] = v
+			}
+		}
+	}
+	return next
 }
 
 // contactBatch is the contacts of one batch of a worker: read from the

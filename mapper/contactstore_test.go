@@ -54,3 +54,30 @@ func TestContactWriteMergesOnlyTheNews(t *testing.T) {
 		t.Errorf("stored Contact %+v, want the new email, the name and the userId", got)
 	}
 }
+
+// TestContactWriteKeepsANewerValue: a batch announced an email from an
+// older event than the one another conversation stored meanwhile (its
+// partition was behind): the write keeps the newer email.
+func TestContactWriteKeepsANewerValue(t *testing.T) {
+	s := brokertest.Start(t)
+	kv, err := s.JS.KeyValue(t.Context(), spec.BucketConversations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "userlike-contact:48213"
+	store := contactStore{kv: kv}
+	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixMilli()
+	if err := store.put(t.Context(), Contact{Key: key, Traits: map[string]string{spec.TraitEmail: "new@example.org"}, At: map[string]int64{spec.TraitEmail: t0 + 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.put(t.Context(), Contact{Key: key, Traits: map[string]string{spec.TraitEmail: "old@example.org", spec.TraitName: "Maria"}, At: map[string]int64{spec.TraitEmail: t0, spec.TraitName: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.get(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Traits[spec.TraitEmail] != "new@example.org" || got.At[spec.TraitEmail] != t0+1000 || got.Traits[spec.TraitName] != "Maria" {
+		t.Errorf("stored Contact %+v, want the newer email kept and the name added", got)
+	}
+}

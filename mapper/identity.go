@@ -117,17 +117,6 @@ func (c *conv) announce() {
 	if first >= 0 && !c.st.Tracked {
 		c.st.Tracked, c.changed = true, true
 	}
-	if c.st.AnonymousID == "" || !c.st.Tracked || !c.ct.announces(&c.st) {
-		return
-	}
-	next := c.ct.merged(&c.st)
-	// Only the news, not the whole Contact: the rest is what this
-	// conversation read, and another conversation of the contact may have
-	// announced a newer value since; a trait sent again here would
-	// overwrite it at the destination. Segment merges an identify's
-	// traits into what it knows.
-	news := c.ct.news(next)
-	c.ct, c.ctChanged, c.changed = next, true, true
 	ts := c.when
 	if first >= 0 {
 		ts = c.out[first].Timestamp
@@ -135,6 +124,18 @@ func (c *conv) announce() {
 	if ts.IsZero() {
 		ts = c.obs.ReceivedAt
 	}
+	at := ts.UnixMilli()
+	if c.st.AnonymousID == "" || !c.st.Tracked || !c.ct.announces(&c.st, at) {
+		return
+	}
+	next := c.ct.merged(&c.st, at)
+	// Only the news, not the whole Contact: the rest is what this
+	// conversation read, and another conversation of the contact may have
+	// announced a newer value since; a trait sent again here would
+	// overwrite it at the destination. Segment merges an identify's
+	// traits into what it knows.
+	news := c.ct.news(next)
+	c.ct, c.ctChanged, c.changed = next, true, true
 	var traits map[string]any
 	if len(news.Traits) > 0 {
 		traits = make(map[string]any, len(news.Traits))
