@@ -3,12 +3,16 @@
 package faults_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chattap/chattap/spec"
 )
 
 // fault is what a case does to the running system while the load runs:
@@ -95,7 +99,7 @@ func settleExcept(t *testing.T, w *world, natsURL string, ex []exchange, healed 
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	v := compare(o, messages(w), w.recv.Counts(), ex)
+	v := compare(o, messages(w), w.recv.Counts(), w.recv.Arrived(), ex)
 	r := row{Expected: v.Expected, Delivered: v.Delivered, Missing: v.Missing, Doubled: v.Doubled, Wrong: v.Wrong, Lost: v.Lost}
 	for _, e := range ex {
 		if e.Accepted() {
@@ -116,6 +120,20 @@ func settleExcept(t *testing.T, w *world, natsURL string, ex []exchange, healed 
 	}
 	for _, e := range v.Examples {
 		t.Log(e)
+	}
+	if len(v.MissingIDs) > 0 {
+		raw := map[uint64][]byte{}
+		for _, r := range readStream(t, natsURL, spec.StreamRaw) {
+			raw[r.Seq] = r.Data
+		}
+		for id, where := range locate(t, natsURL, v.MissingIDs) {
+			anon := o.Events[id].AnonymousID
+			if a, ok := o.Identifies[id]; ok {
+				anon = a.AnonymousID
+			}
+			t.Logf("missing %s is %s; it comes from CHATTAP_RAW seq %d: %s", id, where, o.From[id], trim(string(raw[o.From[id]]), 1500))
+			explainContact(t, o, w, raw, anon)
+		}
 	}
 	t.Logf("records %d (v%d), exchanges %d accepted %d, events expected %d delivered %d", o.Records, o.Version, len(ex), r.Accepted, v.Expected, v.Delivered)
 	return r, v
@@ -179,4 +197,56 @@ func embeddedEnv(t *testing.T, w *world, natsPort int, extra map[string]string) 
 		env[k] = v
 	}
 	return env
+}
+
+// explainContact logs what the oracle expects and what the receiver got
+// for one contact, and the records of its conversations, in stream order:
+// the evidence for an event missing of a contact's.
+func explainContact(t *testing.T, o *oracle, w *world, raw map[uint64][]byte, anon string) {
+	t.Helper()
+	if anon == "" {
+		return
+	}
+	convs := map[string]bool{}
+	type line struct {
+		seq  uint64
+		text string
+	}
+	var lines []line
+	for id, a := range o.Identifies {
+		if a.AnonymousID == anon {
+			lines = append(lines, line{o.From[id], fmt.Sprintf("expected %s identify userId %q traits %v at %d, from seq %d", id, a.UserID, a.Traits, a.At, o.From[id])})
+		}
+	}
+	for id, p := range o.Events {
+		if p.AnonymousID == anon {
+			lines = append(lines, line{o.From[id], fmt.Sprintf("expected %s %s %s %s traits %s, from seq %d", id, p.Type, p.Event, p.Conversation, p.Traits, o.From[id])})
+			if p.Conversation != "" {
+				convs[p.Conversation] = true
+			}
+		}
+	}
+	got := messages(w)
+	for id, data := range got {
+		if p := project(data); p.AnonymousID == anon {
+			_, expected := o.Events[id]
+			if _, ok := o.Identifies[id]; ok {
+				expected = true
+			}
+			lines = append(lines, line{o.From[id], fmt.Sprintf("received %s %s %s %s traits %s (expected: %v)", id, p.Type, p.Event, p.Conversation, p.Traits, expected)})
+		}
+	}
+	for seq, data := range raw {
+		list, err := spec.ReadRaw(data)
+		if err != nil || len(list) == 0 || !convs[list[0].ConversationID] {
+			continue
+		}
+		for _, obs := range list {
+			lines = append(lines, line{seq, fmt.Sprintf("record seq %d %s %s %s %s at %s", seq, obs.ID, obs.Source, obs.Kind, obs.ConversationID, obs.ReceivedAt.Format("15:04:05.000"))})
+		}
+	}
+	slices.SortStableFunc(lines, func(a, b line) int { return cmp.Compare(a.seq, b.seq) })
+	for _, l := range lines {
+		t.Logf("contact %s: %s", anon, l.text)
+	}
 }

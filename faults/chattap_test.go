@@ -60,6 +60,12 @@ func newChattap(t *testing.T, name string, env map[string]string) *chattap {
 		c.Kill()
 		if t.Failed() {
 			t.Logf("%s's log ends with:\n%s", c.Name, c.Tail(2500))
+			if *keepLogs != "" {
+				kept := filepath.Join(*keepLogs, fmt.Sprintf("%s-%s-%d.log", t.Name(), c.Name, time.Now().UnixNano()))
+				if b, err := os.ReadFile(c.Log); err == nil && os.MkdirAll(*keepLogs, 0o755) == nil && os.WriteFile(kept, b, 0o644) == nil {
+					t.Logf("%s's whole log is in %s", c.Name, kept)
+				}
+			}
 		}
 	})
 	c.Start()

@@ -17,6 +17,7 @@ import (
 var (
 	long       = flag.Bool("faults.long", false, "run the long versions of the cases (more conversations, longer faults, default ack waits)")
 	reportPath = flag.String("faults.report", "", "append each case's result row (Markdown) to this file")
+	keepLogs   = flag.String("faults.keep", "", "copy the whole log of every chattap child of a failed case into this directory")
 )
 
 // chattapBin is cmd/chattap, built once for the whole suite.

@@ -3,9 +3,12 @@
 package faults_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -17,10 +20,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// record is one message of CHATTAP_RAW as the oracle reads it.
+// record is one message of a stream as the oracle reads it.
 type record struct {
-	Seq  uint64
-	Data []byte
+	Seq    uint64
+	Header nats.Header
+	Data   []byte
 }
 
 // readStream reads every message of a stream, in order.
@@ -51,9 +55,33 @@ func readStream(t *testing.T, url, stream string) []record {
 			}
 			t.Fatalf("stream %s seq %d: %v", stream, seq, err)
 		}
-		out = append(out, record{Seq: seq, Data: m.Data})
+		out = append(out, record{Seq: seq, Header: m.Header, Data: m.Data})
 	}
 	return out
+}
+
+// locate says, for each id, where it is on CHATTAP_EVENTS and
+// CHATTAP_DLQ (as the Nats-Msg-Id, or in the body): a missing event the
+// mapper never stored is a different defect from one a sink never
+// delivered.
+func locate(t *testing.T, url string, ids []string) map[string]string {
+	t.Helper()
+	where := map[string]string{}
+	for _, stream := range []string{spec.StreamEvents, spec.StreamDLQ} {
+		for _, r := range readStream(t, url, stream) {
+			for _, id := range ids {
+				if r.Header.Get(jetstream.MsgIDHeader) == id || bytes.Contains(r.Data, []byte(id)) {
+					where[id] += fmt.Sprintf("%s seq %d (Nats-Msg-Id %q) ", stream, r.Seq, r.Header.Get(jetstream.MsgIDHeader))
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		if where[id] == "" {
+			where[id] = "on neither " + spec.StreamEvents + " nor " + spec.StreamDLQ
+		}
+	}
+	return where
 }
 
 // streamMsgs is how many messages a stream holds, or -1.
@@ -81,9 +109,21 @@ func streamMsgs(url, stream string) int {
 // test process from empty state with the default options: what a
 // fault-free run yields from the same records.
 type oracle struct {
-	Events  map[string]projection // by messageId
-	Order   map[string][]string   // conversation_id → the events' names, in order
-	Markers map[string]int        // exchange marker → records holding it
+	Events map[string]projection // by messageId, every type but identify
+	// Identifies are the identifies of the mapping in stream order, by
+	// messageId. They are compared by what they say, not one by one: see
+	// compareIdentifies.
+	Identifies map[string]announced
+	// Identity is, by the messageId an identify of each Observation would
+	// have, the contact's identity in its conversation after it: what an
+	// identify from that Observation may say.
+	Identity map[string]announced
+	// Final is each contact's Contact after the last record: the newest
+	// value of each trait, which the destination must end with.
+	Final   map[string]mapper.Contact
+	Order   map[string][]string // conversation_id → the events' names, in order
+	Markers map[string]int      // exchange marker → records holding it
+	From    map[string]uint64   // messageId → the sequence of the record it came from
 	Records int
 	Version int // the records' schema version
 }
@@ -94,7 +134,8 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &oracle{Events: map[string]projection{}, Order: map[string][]string{}, Markers: map[string]int{}, Records: len(recs)}
+	o := &oracle{Events: map[string]projection{}, Order: map[string][]string{}, Markers: map[string]int{}, From: map[string]uint64{},
+		Identifies: map[string]announced{}, Identity: map[string]announced{}, Final: map[string]mapper.Contact{}, Records: len(recs)}
 	states := map[string]mapper.State{}
 	contacts := map[string]mapper.Contact{}
 	set := spec.Settings{RecordLiveChatEvents: true}
@@ -127,6 +168,7 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 				out, next, nextCt, changed, err = m.MapContact(obs, st, contacts[key], set)
 				if err == nil && changed {
 					contacts[key] = nextCt
+					o.Final[key] = nextCt
 				}
 			} else {
 				out, next, err = m.Map(obs, st, set)
@@ -137,21 +179,30 @@ func mapRecords(t *testing.T, recs []record) *oracle {
 			if obs.ConversationID != "" {
 				states[obs.ConversationID] = next
 			}
-			o.add(out)
+			if next.AnonymousID != "" {
+				o.Identity[obs.ID+"-id"] = announced{AnonymousID: next.AnonymousID, UserID: next.UserID, Traits: next.Traits}
+			}
+			o.add(out, r.Seq)
 		}
 	}
 	return o
 }
 
 // add keeps the messages of one Observation.
-func (o *oracle) add(out []spec.Message) {
+func (o *oracle) add(out []spec.Message, seq uint64) {
 	for _, msg := range out {
+		if msg.Type == spec.TypeIdentify {
+			o.Identifies[msg.MessageID] = announcedBy(&msg)
+			o.From[msg.MessageID] = seq
+			continue
+		}
 		b, _ := json.Marshal(msg)
 		p := project(b)
 		if _, dup := o.Events[msg.MessageID]; dup {
 			continue // a once-per-conversation id JetStream keeps once
 		}
 		o.Events[msg.MessageID] = p
+		o.From[msg.MessageID] = seq
 		o.Order[p.Conversation] = append(o.Order[p.Conversation], p.Event)
 	}
 }
@@ -196,6 +247,7 @@ func project(data []byte) projection {
 type verdict struct {
 	Expected, Delivered, Missing, Doubled, Wrong int
 	Lost                                         int // accepted exchanges with no record
+	MissingIDs                                   []string
 	Examples                                     []string
 	perKind                                      map[string]int
 }
@@ -216,12 +268,20 @@ func (v *verdict) example(format string, args ...any) {
 // conversation's events in the oracle's sequence of names (Started once,
 // Ended at most once, no phantom conversation), and every accepted
 // exchange recorded.
-func compare(o *oracle, got map[string][]byte, counts map[string]int, exchanges []exchange) verdict {
+func compare(o *oracle, got map[string][]byte, counts map[string]int, arrived map[string]time.Time, exchanges []exchange) verdict {
 	v := verdict{Expected: len(o.Events)}
+	identifies := map[string][]byte{}
+	for id, data := range got {
+		if project(data).Type == spec.TypeIdentify {
+			identifies[id] = data
+		}
+	}
+	compareIdentifies(&v, o, identifies, arrived)
 	for id, want := range o.Events {
 		data, ok := got[id]
 		if !ok {
 			v.Missing++
+			v.MissingIDs = append(v.MissingIDs, id)
 			v.example("missing %s %s in %s", id, want.Event, want.Conversation)
 			continue
 		}
@@ -240,6 +300,9 @@ func compare(o *oracle, got map[string][]byte, counts map[string]int, exchanges 
 	for _, id := range ids {
 		if counts[id] > 1 {
 			v.Doubled += counts[id] - 1
+		}
+		if _, identify := identifies[id]; identify {
+			continue
 		}
 		if _, ok := o.Events[id]; !ok {
 			v.Wrong++
@@ -296,4 +359,132 @@ func messages(w *world) map[string][]byte {
 		out[id] = raw
 	}
 	return out
+}
+
+// announced is what an identify says: whose it is, its userId and traits,
+// and its timestamp (Unix ms).
+type announced struct {
+	AnonymousID, UserID string
+	Traits              map[string]string
+	At                  int64
+}
+
+func announcedBy(m *spec.Message) announced {
+	a := announced{AnonymousID: m.AnonymousID, UserID: m.UserID, At: m.Timestamp.UnixMilli(), Traits: map[string]string{}}
+	for k, v := range m.Traits {
+		s, _ := v.(string)
+		a.Traits[k] = s
+	}
+	return a
+}
+
+// compareIdentifies checks the identifies received by what they say, not
+// one by one against the oracle's. The live mapper maps each partition of
+// CHATTAP_RAW in order, but the partitions not in step with one another,
+// while the oracle maps the whole stream in order; a contact's
+// conversations sit in different partitions, so which of them announces a
+// trait first can differ (mapper.Contact says why that is right). What
+// must hold, and is checked:
+//
+//   - every identify received is one an Observation of the stream could
+//     make: its messageId is an Observation's, and its anonymousId,
+//     userId and every trait are what that Observation's conversation
+//     knew (else wrong);
+//   - nothing the oracle announced is lost: each trait value and userId
+//     of each of its identifies was received in an identify of the
+//     contact, or a value at least as new was (else missing; an identify
+//     of the oracle's is delivered when all it said was);
+//   - each contact ends where the oracle's does: for every trait, the
+//     identify that arrived last with it carries the newest value (else
+//     wrong).
+func compareIdentifies(v *verdict, o *oracle, got map[string][]byte, arrived map[string]time.Time) {
+	v.Expected += len(o.Identifies)
+	recv := map[string][]announced{} // by anonymousId
+	type last struct {
+		at    time.Time
+		ts    int64
+		value string
+	}
+	latest := map[string]map[string]last{} // anonymousId → trait → the last arrived
+	ids := slices.Sorted(maps.Keys(got))
+	for _, id := range ids {
+		var m spec.Message
+		if err := json.Unmarshal(got[id], &m); err != nil {
+			v.Wrong++
+			v.example("unreadable identify %s: %v", id, err)
+			continue
+		}
+		a := announcedBy(&m)
+		may, ok := o.Identity[id]
+		switch {
+		case !ok:
+			v.Wrong++
+			v.example("unexpected identify %s from no Observation of the stream", id)
+			continue
+		case a.AnonymousID != may.AnonymousID || a.UserID != "" && a.UserID != may.UserID:
+			v.Wrong++
+			v.example("wrong identify %s: anonymousId %q userId %q, its conversation knew %q %q", id, a.AnonymousID, a.UserID, may.AnonymousID, may.UserID)
+			continue
+		}
+		bad := false
+		for k, val := range a.Traits {
+			if may.Traits[k] != val {
+				bad = true
+				v.Wrong++
+				v.example("wrong identify %s: %s %q, its conversation knew %q", id, k, val, may.Traits[k])
+			}
+		}
+		if bad {
+			continue
+		}
+		recv[a.AnonymousID] = append(recv[a.AnonymousID], a)
+		if latest[a.AnonymousID] == nil {
+			latest[a.AnonymousID] = map[string]last{}
+		}
+		for k, val := range a.Traits {
+			l, seen := latest[a.AnonymousID][k]
+			if at := arrived[id]; !seen || at.After(l.at) || at.Equal(l.at) && a.At > l.ts {
+				latest[a.AnonymousID][k] = last{at: at, ts: a.At, value: val}
+			}
+		}
+	}
+	covered := func(anon, key, val string, at int64) bool {
+		for _, a := range recv[anon] {
+			said := a.Traits[key]
+			if key == "$user_id" {
+				said = a.UserID
+			}
+			if said != "" && (said == val || a.At >= at) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, id := range slices.Sorted(maps.Keys(o.Identifies)) {
+		want := o.Identifies[id]
+		lost := []string{}
+		if want.UserID != "" && !covered(want.AnonymousID, "$user_id", want.UserID, want.At) {
+			lost = append(lost, "userId "+want.UserID)
+		}
+		for k, val := range want.Traits {
+			if !covered(want.AnonymousID, k, val, want.At) {
+				lost = append(lost, k+" "+val)
+			}
+		}
+		if len(lost) > 0 {
+			v.Missing++
+			v.MissingIDs = append(v.MissingIDs, id)
+			v.example("missing %s identify of %s: %s neither received nor made old by a newer value", id, want.AnonymousID, strings.Join(lost, ", "))
+			continue
+		}
+		v.Delivered++
+	}
+	for anon, ct := range o.Final {
+		for k, val := range ct.Traits {
+			if l, ok := latest[anon][k]; ok && l.value != val {
+				v.Wrong++
+				v.example("wrong final %s of %s: the last identify to arrive says %q, the newest value is %q", k, anon, l.value, val)
+			}
+		}
+	}
 }
