@@ -248,7 +248,6 @@ type verdict struct {
 	Expected, Delivered, Missing, Doubled, Wrong int
 	Lost                                         int // accepted exchanges with no record
 	MissingIDs                                   []string
-	WrongContacts                                []string // anonymousIds whose final traits are wrong
 	Examples                                     []string
 	perKind                                      map[string]int
 }
@@ -379,28 +378,6 @@ func announcedBy(m *spec.Message) announced {
 	return a
 }
 
-// knew returns, for a correction a, an identity that holds each of its
-// values: some Observation's conversation of the contact had each.
-func (o *oracle) knew(a announced) (announced, bool) {
-	have := announced{AnonymousID: a.AnonymousID, Traits: map[string]string{}}
-	found := false
-	for _, id := range o.Identity {
-		if id.AnonymousID != a.AnonymousID {
-			continue
-		}
-		found = true
-		if a.UserID != "" && id.UserID == a.UserID {
-			have.UserID = a.UserID
-		}
-		for k, v := range a.Traits {
-			if id.Traits[k] == v {
-				have.Traits[k] = v
-			}
-		}
-	}
-	return have, found
-}
-
 // compareIdentifies checks the identifies received by what they say, not
 // one by one against the oracle's. The live mapper maps each partition of
 // CHATTAP_RAW in order, but the partitions not in step with one another,
@@ -412,9 +389,7 @@ func (o *oracle) knew(a announced) (announced, bool) {
 //   - every identify received is one an Observation of the stream could
 //     make: its messageId is an Observation's, and its anonymousId,
 //     userId and every trait are what that Observation's conversation
-//     knew (else wrong); a contact's correction ("fix-…", sent when two
-//     of its conversations announced a trait at once) says only values
-//     some conversation of the contact had;
+//     knew (else wrong);
 //   - nothing the oracle announced is lost: each trait value and userId
 //     of each of its identifies was received in an identify of the
 //     contact, or a value at least as new was (else missing; an identify
@@ -441,12 +416,6 @@ func compareIdentifies(v *verdict, o *oracle, got map[string][]byte, arrived map
 		}
 		a := announcedBy(&m)
 		may, ok := o.Identity[id]
-		if strings.HasPrefix(id, "fix-") {
-			// A contact's correction (two of its conversations announced
-			// a trait at once): what it says must be values the contact
-			// had in some conversation.
-			may, ok = o.knew(a)
-		}
 		switch {
 		case !ok:
 			v.Wrong++
@@ -514,9 +483,6 @@ func compareIdentifies(v *verdict, o *oracle, got map[string][]byte, arrived map
 		for k, val := range ct.Traits {
 			if l, ok := latest[anon][k]; ok && l.value != val {
 				v.Wrong++
-				if !slices.Contains(v.WrongContacts, anon) {
-					v.WrongContacts = append(v.WrongContacts, anon)
-				}
 				v.example("wrong final %s of %s: the last identify to arrive says %q, the newest value is %q", k, anon, l.value, val)
 			}
 		}

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/chattap/chattap/spec"
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,76 +53,6 @@ func (s contactStore) get(ctx context.Context, contact string) (Contact, error) 
 	return ct, nil
 }
 
-// correction is what a batch sends after its identify when another
-// conversation of the contact announced one of the same traits between
-// the batch's read of the Contact and its write: the two identifies were
-// published concurrently, in an order nobody chose, so the older value
-// may be the one that reached the destination last. The correction
-// announces the winning value of each of those traits (the newest, by
-// Contact.At) and is published after both, so it is the last word. Its
-// messageId is a hash of the contact and what it says: two batches that
-// see the same race send the same correction, and JetStream keeps one.
-// nil when nothing of news was touched since read.
-func correction(read, stored, next, news Contact) *Contact {
-	touched := func(key string) bool {
-		if key == atUserID {
-			return read.UserID != stored.UserID || read.At[key] != stored.At[key]
-		}
-		return read.Traits[key] != stored.Traits[key] || read.At[key] != stored.At[key]
-	}
-	fix := Contact{V: ContactVersion, Key: next.Key}
-	if news.UserID != "" && touched(atUserID) {
-		fix.UserID = next.UserID
-		fix.At = map[string]int64{atUserID: next.At[atUserID]}
-	}
-	for k := range news.Traits {
-		if !touched(k) {
-			continue
-		}
-		if fix.Traits == nil {
-			fix.Traits = map[string]string{}
-		}
-		if fix.At == nil {
-			fix.At = map[string]int64{}
-		}
-		fix.Traits[k], fix.At[k] = next.Traits[k], next.At[k]
-	}
-	if fix.UserID == "" && len(fix.Traits) == 0 {
-		return nil
-	}
-	return &fix
-}
-
-// correctionMessage is the identify of a correction, stamped with the
-// newest of its values' times.
-func (m *Mapper) correctionMessage(fix *Contact) spec.Message {
-	var at int64
-	var said []string
-	if fix.UserID != "" {
-		said = append(said, atUserID+"="+fix.UserID)
-	}
-	var traits map[string]any
-	for _, k := range slices.Sorted(maps.Keys(fix.Traits)) {
-		if traits == nil {
-			traits = make(map[string]any, len(fix.Traits))
-		}
-		traits[k] = fix.Traits[k]
-		said = append(said, k+"="+fix.Traits[k])
-	}
-	for _, t := range fix.At {
-		at = max(at, t)
-	}
-	return spec.Message{
-		Type:        spec.TypeIdentify,
-		MessageID:   "fix-" + shortHash(fix.Key+"\x00"+strings.Join(said, "\x00")+"\x00"+strconv.FormatInt(at, 10)),
-		AnonymousID: fix.Key,
-		UserID:      fix.UserID,
-		Timestamp:   time.UnixMilli(at).UTC(),
-		Traits:      traits,
-		Context:     &spec.Context{Library: &m.c.library},
-	}
-}
-
 // put merges news (what a batch announced: Contact.news) over the stored
 // Contact, with compare-and-set on the key's revision; on a conflict it
 // reads again and merges the same news over what the other writer
@@ -133,15 +60,6 @@ func (m *Mapper) correctionMessage(fix *Contact) spec.Message {
 // what another conversation of the contact announced meanwhile, and would
 // put the old values back.
 func (s contactStore) put(ctx context.Context, news Contact) error {
-	return s.putAfter(ctx, news, nil, nil)
-}
-
-// putAfter is put for a batch that read the Contact as read: when another
-// writer changed one of news's traits since (see correction), fixed gets
-// the correction, and must have published it, before the write. An error
-// from fixed fails the write: the batch's news stays unstored, and a later
-// identify of the contact may repeat it.
-func (s contactStore) putAfter(ctx context.Context, news Contact, read *Contact, fixed func(*Contact) error) error {
 	key := ContactStateKey(news.Key)
 	for range maxContactConflicts {
 		var rev uint64
@@ -156,13 +74,6 @@ func (s contactStore) putAfter(ctx context.Context, news Contact, read *Contact,
 			stored, _ = DecodeContact(entry.Value())
 		}
 		next := stored.over(news)
-		if read != nil && fixed != nil {
-			if fix := correction(*read, stored, next, news); fix != nil {
-				if err := fixed(fix); err != nil {
-					return fmt.Errorf("publish contact correction: %w", err)
-				}
-			}
-		}
 		b, err := next.Encode()
 		if err != nil {
 			return err
@@ -235,8 +146,6 @@ type contactBatch struct {
 	store contactStore
 	ctx   context.Context
 	read  map[string]Contact
-	// got is each Contact as the bucket gave it, before the batch's news.
-	got map[string]Contact
 	// news is, per contact, what the batch's identifies announced: all
 	// that commit writes.
 	news    map[string]Contact
@@ -244,7 +153,7 @@ type contactBatch struct {
 }
 
 func newContactBatch(ctx context.Context, kv jetstream.KeyValue) *contactBatch {
-	return &contactBatch{store: contactStore{kv: kv}, ctx: ctx, read: map[string]Contact{}, got: map[string]Contact{}, news: map[string]Contact{}, pending: map[string][]*group{}}
+	return &contactBatch{store: contactStore{kv: kv}, ctx: ctx, read: map[string]Contact{}, news: map[string]Contact{}, pending: map[string][]*group{}}
 }
 
 // apply maps obs on st with its contact's Contact, as Mapper.apply does
@@ -265,7 +174,7 @@ func (b *contactBatch) apply(m *Mapper, g *group, obs *spec.Observation, st Stat
 		if ct, err = b.store.get(b.ctx, key); err != nil {
 			return nil, st, false, err
 		}
-		b.read[key], b.got[key] = ct, ct
+		b.read[key] = ct
 	}
 	out, next, nextCt, changed, ctChanged, err := m.applyContact(obs, st, ct, set)
 	if err == nil && ctChanged {
@@ -283,23 +192,14 @@ func (b *contactBatch) apply(m *Mapper, g *group, obs *spec.Observation, st Stat
 // remembered an identify not published would keep it from ever being
 // sent. A write skipped or failed (the caller logs it) can make a later
 // identify repeat news, never lose one.
-//
-// fixed publishes a correction (see correction) and returns once it is
-// stored; nil sends none.
-func (b *contactBatch) commit(ctx context.Context, fixed func(*Contact) error) error {
+func (b *contactBatch) commit(ctx context.Context) error {
 	var errs []error
 	for key, groups := range b.pending {
 		if slices.ContainsFunc(groups, func(g *group) bool { return g.err != nil }) {
 			continue
 		}
-		got := b.got[key]
-		if err := b.store.putAfter(ctx, b.news[key], &got, fixed); err != nil {
+		if err := b.store.put(ctx, b.news[key]); err != nil {
 			errs = append(errs, err)
-		} else {
-			// What the batch itself wrote is not another writer's: a
-			// second commit of the contact (a conflict's remap) compares
-			// with it.
-			b.got[key] = got.over(b.news[key])
 		}
 		// Written (or given up): written again later, it would put back
 		// what another conversation may have announced anew since.

@@ -228,7 +228,7 @@ func (r *Runner) process(ctx context.Context, groups []*group, set spec.Settings
 		// Written first, a crash before the State makes the replay map the
 		// record on a Contact that already knows what its identify said,
 		// and the identify it published stays the only one.
-		if err := contacts.commit(ctx, r.publishCorrection); err != nil {
+		if err := contacts.commit(ctx); err != nil {
 			r.log.Warn("mapper: contact state not written; a later identify may repeat it", "err", err)
 		}
 		conflicted := r.write(ctx, pending, attempt, cache)
@@ -399,27 +399,6 @@ func (r *Runner) publish(ctx context.Context, groups []*group) {
 			}
 		}
 	}
-}
-
-// publishCorrection stores a contact's correction identify on
-// CHATTAP_EVENTS (see correction) and waits for its ack.
-func (r *Runner) publishCorrection(fix *Contact) error {
-	m := r.m.correctionMessage(fix)
-	data, err := encodeMessages([]spec.Message{m})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.work, r.o.PublishTimeout)
-	defer cancel()
-	ack, err := r.pub.PublishMsg(ctx, &nats.Msg{Subject: spec.EventSubject(&m), Data: data[0]}, jetstream.WithMsgID(m.MessageID))
-	if err != nil {
-		return err
-	}
-	if !ack.Duplicate {
-		r.metrics.Published(eventLabel(&m))
-	}
-	r.log.Debug("mapper: two conversations of a contact announced a trait at once; the newest value sent again, last", "message_id", m.MessageID)
-	return nil
 }
 
 // write stores the next State of every changed group with compare-and-set
