@@ -99,7 +99,7 @@ func settleExcept(t *testing.T, w *world, natsURL string, ex []exchange, healed 
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	v := compare(o, messages(w), w.recv.Counts(), w.recv.Arrived(), ex)
+	v := compare(o, messages(w), w.recv.Counts(), ex)
 	r := row{Expected: v.Expected, Delivered: v.Delivered, Missing: v.Missing, Doubled: v.Doubled, Wrong: v.Wrong, Lost: v.Lost}
 	for _, e := range ex {
 		if e.Accepted() {

@@ -35,7 +35,7 @@ func TestCompareCatches(t *testing.T) {
 		o.Order[p.Conversation] = append(o.Order[p.Conversation], p.Event)
 	}
 	counts := map[string]int{"s1": 1, "m1": 1, "m2": 1, "m3": 1}
-	if v := compare(o, sent, counts, nil, nil); v.Missing+v.Doubled+v.Wrong+v.Lost != 0 || v.Delivered != 4 {
+	if v := compare(o, sent, counts, nil); v.Missing+v.Doubled+v.Wrong+v.Lost != 0 || v.Delivered != 4 {
 		t.Fatalf("a faithful delivery: %+v", v)
 	}
 	got := map[string][]byte{
@@ -46,7 +46,7 @@ func TestCompareCatches(t *testing.T) {
 	}
 	counts = map[string]int{"s1": 1, "m1": 1, "m2": 2, "s2": 1}
 	ex := []exchange{{Marker: "fxm-000000-000001", Status: 200}, {Marker: "fxm-000000-000002", Status: 200}, {Marker: "fxm-000000-000003", Status: 502}}
-	v := compare(o, got, counts, nil, ex)
+	v := compare(o, got, counts, ex)
 	// wrong: m1's body, the unexpected s2, and c1 with two Started.
 	if v.Missing != 1 || v.Doubled != 1 || v.Wrong != 3 || v.Lost != 1 || v.Delivered != 3 {
 		t.Errorf("compare = missing %d doubled %d wrong %d lost %d delivered %d, want 1 1 3 1 3", v.Missing, v.Doubled, v.Wrong, v.Lost, v.Delivered)
@@ -56,8 +56,9 @@ func TestCompareCatches(t *testing.T) {
 // TestCompareIdentifiesCatches proves the identify comparison can fail,
 // and that it takes an identify made old by a newer one as delivered: a
 // lost email with nothing newer is missing, a trait the conversation never
-// knew is wrong, and an older email arriving after the newer one leaves
-// the contact with the wrong final value.
+// knew is wrong, and a contact whose latest stamped identify carries an
+// older email ends wrong. Arrival order does not count: the sinks deliver
+// unordered.
 func TestCompareIdentifiesCatches(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	ident := func(id string, at time.Time, traits map[string]any) []byte {
@@ -75,38 +76,35 @@ func TestCompareIdentifiesCatches(t *testing.T) {
 			"o1-id": {AnonymousID: "userlike-contact:1", Traits: old},
 			"o2-id": {AnonymousID: "userlike-contact:1", Traits: fresh},
 			"o3-id": {AnonymousID: "userlike-contact:1", Traits: fresh},
+			"o4-id": {AnonymousID: "userlike-contact:1", Traits: old},
 		},
 		Final: map[string]mapper.Contact{"userlike-contact:1": {Key: "userlike-contact:1", Traits: fresh}},
 	}
-	arrive := func(ids ...string) map[string]time.Time {
-		out := map[string]time.Time{}
-		for i, id := range ids {
-			out[id] = t0.Add(time.Duration(i) * time.Second)
+	once := func(got map[string][]byte) map[string]int {
+		counts := map[string]int{}
+		for id := range got {
+			counts[id] = 1
 		}
-		return out
+		return counts
 	}
 	newEmail := ident("o2-id", t0.Add(time.Hour), map[string]any{spec.TraitEmail: "new@example.org"})
 	oldEmail := ident("o1-id", t0, map[string]any{spec.TraitEmail: "old@example.org"})
-	// The newer conversation announced first, under another Observation's
-	// id (o3, of the newer conversation), and the older one's email, being
-	// old, not at all: all the oracle said is received or made old.
-	got := map[string][]byte{"o3-id": ident("o3-id", t0.Add(2*time.Hour), map[string]any{spec.TraitEmail: "new@example.org"})}
-	if v := compare(o, got, map[string]int{"o3-id": 1}, arrive("o3-id"), nil); v.Missing+v.Wrong != 0 || v.Delivered != 2 {
-		t.Errorf("the newer email alone: %+v", v)
+	check := func(name string, got map[string][]byte, missing, wrong, delivered int) {
+		t.Helper()
+		if v := compare(o, got, once(got), nil); v.Missing != missing || v.Wrong != wrong || v.Delivered != delivered {
+			t.Errorf("%s: missing %d wrong %d delivered %d, want %d %d %d (%v)", name, v.Missing, v.Wrong, v.Delivered, missing, wrong, delivered, v.Examples)
+		}
 	}
-	// Only the old email: the new one is lost.
-	got = map[string][]byte{"o1-id": oldEmail}
-	if v := compare(o, got, map[string]int{"o1-id": 1}, arrive("o1-id"), nil); v.Missing != 1 || v.Wrong != 1 {
-		t.Errorf("the new email lost: missing %d wrong %d, want 1 (o2) and 1 (final email)", v.Missing, v.Wrong)
-	}
-	// Both, the older arriving last: the contact ends with the old email.
-	got = map[string][]byte{"o1-id": oldEmail, "o2-id": newEmail}
-	if v := compare(o, got, map[string]int{"o1-id": 1, "o2-id": 1}, arrive("o2-id", "o1-id"), nil); v.Missing != 0 || v.Wrong != 1 {
-		t.Errorf("the old email last: missing %d wrong %d, want 0 and 1", v.Missing, v.Wrong)
-	}
-	// A trait o2's conversation never knew.
-	got = map[string][]byte{"o2-id": ident("o2-id", t0.Add(time.Hour), map[string]any{spec.TraitEmail: "new@example.org", spec.TraitName: "Mallory"})}
-	if v := compare(o, got, map[string]int{"o2-id": 1}, arrive("o2-id"), nil); v.Wrong != 1 {
-		t.Errorf("an invented name: wrong %d, want 1", v.Wrong)
-	}
+	check("both", map[string][]byte{"o1-id": oldEmail, "o2-id": newEmail}, 0, 0, 2)
+	// The newer conversation announced the email under another of its
+	// Observations (o3), and the older one's email, being old, not at
+	// all: all the oracle said is received or made old.
+	check("the newer email alone, from another Observation", map[string][]byte{"o3-id": ident("o3-id", t0.Add(2*time.Hour), map[string]any{spec.TraitEmail: "new@example.org"})}, 0, 0, 2)
+	check("the new email lost", map[string][]byte{"o1-id": oldEmail}, 1, 1, 1)
+	// o4's conversation knew the old email, but stamped later than the
+	// new one: the contact ends with the old email.
+	check("the old email stamped last", map[string][]byte{"o2-id": newEmail, "o4-id": ident("o4-id", t0.Add(2*time.Hour), map[string]any{spec.TraitEmail: "old@example.org"})}, 0, 1, 2)
+	// An identify with a name its conversation never knew is wrong, and
+	// not taken: the new email is then missing and the contact ends wrong.
+	check("an invented name", map[string][]byte{"o2-id": ident("o2-id", t0.Add(time.Hour), map[string]any{spec.TraitEmail: "new@example.org", spec.TraitName: "Mallory"}), "o1-id": oldEmail}, 1, 2, 1)
 }
