@@ -1,10 +1,8 @@
 package ingest_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -121,15 +119,7 @@ func TestOrderKeptWhenTheBrokerStopsAndDies(t *testing.T) {
 // publisher's own ordered resend must be the only one.
 func TestNoRespondersAreSentAgainInOrder(t *testing.T) {
 	s := brokertest.Start(t)
-	pub, err := ingest.NewPublisher(s.Conn, 1000, 64, 5*time.Second, slog.New(slog.DiscardHandler), metrics.NewIngest(metrics.New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = pub.Stop(ctx)
-	})
+	pub := startPublisher(t, s.Conn, 5*time.Second, metrics.New())
 	if err := s.JS.DeleteStream(t.Context(), spec.StreamRaw); err != nil {
 		t.Fatal(err)
 	}
@@ -201,15 +191,7 @@ func TestResendProbesBeforeOpeningTheWindow(t *testing.T) {
 	if err := s.JS.DeleteStream(t.Context(), spec.StreamRaw); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ingest.NewPublisher(s.Conn, 1000, 64, 5*time.Second, slog.New(slog.DiscardHandler), metrics.NewIngest(metrics.New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = pub.Stop(ctx)
-	})
+	pub := startPublisher(t, s.Conn, 5*time.Second, metrics.New())
 	const n = 8
 	done := make(chan error, n)
 	for i := range n {

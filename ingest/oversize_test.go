@@ -44,7 +44,14 @@ func smallBroker(t *testing.T) (*nats.Conn, jetstream.JetStream, *ingest.Publish
 	t.Helper()
 	nc, js := smallEmbedded(t)
 	reg := metrics.New()
-	pub, err := ingest.NewPublisher(nc, 1000, 64, time.Second, slog.New(slog.DiscardHandler), metrics.NewIngest(reg))
+	return nc, js, startPublisher(t, nc, time.Second, reg), reg
+}
+
+// startPublisher starts a publisher on nc (buffer 1000, window 64), stopped
+// when the test ends.
+func startPublisher(t *testing.T, nc *nats.Conn, ackTimeout time.Duration, reg *metrics.Registry) *ingest.Publisher {
+	t.Helper()
+	pub, err := ingest.NewPublisher(nc, 1000, 64, ackTimeout, slog.New(slog.DiscardHandler), metrics.NewIngest(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +60,7 @@ func smallBroker(t *testing.T) (*nats.Conn, jetstream.JetStream, *ingest.Publish
 		defer cancel()
 		_ = pub.Stop(ctx)
 	})
-	return nc, js, pub, reg
+	return pub
 }
 
 // manyEvents is the record of one exchange whose answer held n tiny events
