@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chattap/chattap/broker/brokertest"
+	"github.com/chattap/chattap/spec"
 )
 
 // Case 9: the embedded server's store fills up (a small tmpfs, filled by
@@ -101,7 +103,8 @@ func TestCase9DiskFull(t *testing.T) {
 	}
 	all := append(append(append([]exchange(nil), before...), full...), after...)
 	r, _ := settle(t, w, natsURL, all, healed, recoveryBound(env))
-	o := mapRecords(t, readStream(t, natsURL, "CHATTAP_RAW"))
+	recs := readStream(t, natsURL, "CHATTAP_RAW")
+	o := mapRecords(t, recs)
 	lostFull, lostAfter, proxiedRefused, addonRefused := 0, 0, 0, 0
 	for _, e := range full {
 		if !e.Accepted() {
@@ -139,6 +142,13 @@ func TestCase9DiskFull(t *testing.T) {
 	if lostAfter > 0 {
 		t.Errorf("recording did not resume: %d exchanges accepted after space returned have no record", lostAfter)
 	}
+	// The records the publisher held while the store was full must still
+	// be stored in the order their exchanges were answered: a
+	// conversation's exchanges go one after the other, so its markers
+	// rise along CHATTAP_RAW.
+	if late := outOfOrder(t, recs); len(late) > 0 {
+		t.Errorf("%d records stored behind a later record of their conversation, e.g. %s", len(late), late[0])
+	}
 	r.Lost = 0 // what was lost while full is stated above
 	assertClean(t, r, true, true)
 }
@@ -154,4 +164,28 @@ func trim(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// outOfOrder lists the records stored after a record of the same
+// conversation whose exchange came later (a higher marker of the load).
+func outOfOrder(t *testing.T, recs []record) []string {
+	t.Helper()
+	last := map[string]int{}
+	var late []string
+	for _, r := range recs {
+		list, err := spec.ReadRaw(r.Data)
+		if err != nil || len(list) == 0 {
+			continue
+		}
+		for _, mk := range markerRE.FindAll(r.Data, -1) {
+			// Markers count per load ("fxm-<load>-<n>"): compare within one.
+			conv := list[0].ConversationID + " " + string(mk[4:10])
+			n, _ := strconv.Atoi(string(mk[len(mk)-6:]))
+			if n < last[conv] {
+				late = append(late, fmt.Sprintf("seq %d (%s) after marker %06d in %s", r.Seq, mk, last[conv], conv))
+			}
+			last[conv] = max(last[conv], n)
+		}
+	}
+	return late
 }
