@@ -26,8 +26,9 @@ const ContactVersion = 2
 // the dead owner held, records a publisher kept while the store was full,
 // a remap) maps an older conversation after a newer one. Without times, its
 // older email would differ from the newer one announced and be announced
-// again, last: the destination would end with the old value (case 9 of
-// the fault suite did this). With At, a value is news only when it
+// again after it: a destination that applies identifies as they come would
+// end with the old value (case 9 of the fault suite did this). With At, a
+// value is news only when it
 // differs and its event is not older than the one that announced the
 // stored value; an older value that differs is history, not news.
 type Contact struct {
