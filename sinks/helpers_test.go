@@ -119,7 +119,13 @@ func publishRaw(t testing.TB, js jetstream.JetStream, subject, id string, data [
 
 func startRunner(t testing.TB, js jetstream.JetStream, o sinks.DeliveryOptions, ss ...sinks.Sink) *sinks.Runner {
 	t.Helper()
-	r, err := sinks.NewRunner(js, o, sinks.Deps{}, ss...)
+	return startRunnerWith(t, js, o, sinks.Deps{}, ss...)
+}
+
+// startRunnerWith is startRunner with deps (its metrics, mostly).
+func startRunnerWith(t testing.TB, js jetstream.JetStream, o sinks.DeliveryOptions, deps sinks.Deps, ss ...sinks.Sink) *sinks.Runner {
+	t.Helper()
+	r, err := sinks.NewRunner(js, o, deps, ss...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,14 +73,7 @@ func TestMisconfiguredDestinationDeadLettersNothing(t *testing.T) {
 				events := sinkstest.Events("mis", 30)
 				publish(t, srv.JS, events...)
 				reg := metrics.New()
-				r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, sk.make(t, rcv, o))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := r.Start(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = r.Stop(context.Background()) })
+				r := startRunnerWith(t, srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, sk.make(t, rcv, o))
 				waitUntil(t, 10*time.Second, "three rounds of refusals", func() bool {
 					return reg.Gather("chattap_sink_retried_total", map[string]string{"sink": sk.name, "class": "http_" + itoa(code)}) >= 3*30
 				})
@@ -200,14 +193,7 @@ func TestMisconfiguredRefusalsDoNotCountTowardsMaxDeliveries(t *testing.T) {
 		}
 		return nil
 	}}
-	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	startRunnerWith(t, srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
 	waitUntil(t, 10*time.Second, "delivered", func() bool {
 		return reg.Gather("chattap_sink_delivered_total", map[string]string{"sink": "scripted"}) == 1 ||
 			len(dlq(t, srv.JS, sinks.DLQFilter{})) > 0
@@ -299,14 +285,7 @@ func TestWatchdogSettlesASinkThatNeverAnswers(t *testing.T) {
 	o.AckWait = time.Second
 	reg := metrics.New()
 	s := &silentSink{}
-	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	startRunnerWith(t, srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
 	waitUntil(t, 10*time.Second, "a second delivery", func() bool { return len(s.seen()) >= 2 })
 	s.answer.Store(true)
 	if got := reg.Gather("chattap_sink_retried_total", map[string]string{"sink": "silent", "class": "timeout"}); got < 1 {
@@ -338,14 +317,7 @@ func TestWatchdogTimeoutIsNotAFailedDelivery(t *testing.T) {
 	o.MaxDeliveries = 1
 	reg := metrics.New()
 	s := &silentSink{}
-	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	startRunnerWith(t, srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, s)
 	waitUntil(t, 10*time.Second, "a third delivery after two timeouts", func() bool { return len(s.seen()) >= 3 })
 	if n := len(dlq(t, srv.JS, sinks.DLQFilter{})); n != 0 {
 		t.Fatalf("%d dead letters after timeouts alone, want none", n)
@@ -386,14 +358,7 @@ func TestFileWriteErrorIsRetriedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := metrics.New()
-	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	startRunnerWith(t, srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, f)
 	waitUntil(t, 10*time.Second, "write failures counted", func() bool {
 		return reg.Gather("chattap_sink_retried_total", map[string]string{"sink": "file", "class": "write"}) >= 3
 	})

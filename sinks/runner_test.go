@@ -243,14 +243,7 @@ func TestGivesUpAfterMaxDeliveries(t *testing.T) {
 	o.MaxDeliveries = 3
 	publish(t, srv.JS, sinkstest.Events("dead", 1)...)
 	reg := metrics.New()
-	r, err := sinks.NewRunner(srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, newWebhook(t, rcv, o))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop(context.Background())
+	startRunnerWith(t, srv.JS, o, sinks.Deps{Metrics: metrics.NewSinks(reg)}, newWebhook(t, rcv, o))
 	waitUntil(t, 10*time.Second, "a dead letter", func() bool { return len(dlq(t, srv.JS, sinks.DLQFilter{})) == 1 })
 	e := dlq(t, srv.JS, sinks.DLQFilter{})[0]
 	if e.Attempts != 3 || !strings.Contains(e.Reason, "after 3 failed deliveries") || !strings.Contains(e.Reason, "502") {
