@@ -75,7 +75,8 @@ func settleExcept(t *testing.T, w *world, natsURL string, ex []exchange, healed 
 			break
 		}
 	}
-	o := mapRecords(t, readStream(t, natsURL, "CHATTAP_RAW"))
+	recs := readStream(t, natsURL, spec.StreamRaw)
+	o := mapRecords(t, recs)
 	if except != nil {
 		for id, p := range o.Events {
 			if except(p) {
@@ -123,7 +124,7 @@ func settleExcept(t *testing.T, w *world, natsURL string, ex []exchange, healed 
 	}
 	if len(v.MissingIDs) > 0 {
 		raw := map[uint64][]byte{}
-		for _, r := range readStream(t, natsURL, spec.StreamRaw) {
+		for _, r := range recs {
 			raw[r.Seq] = r.Data
 		}
 		for id, where := range locate(t, natsURL, v.MissingIDs) {
